@@ -3,7 +3,12 @@
 // reloaded live when it changes.
 package meters
 
-import "github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+)
 
 // Meter is one entry of the meter list.
 type Meter struct {
@@ -14,4 +19,32 @@ type Meter struct {
 	Model   string // optional override of the decoded model name
 	Enabled bool   // a disabled meter is known but neither decoded nor published
 	Source  string // where the entry came from, for messages: "meters.toml:12", "add-on options"
+}
+
+// String names the meter without its key, so that printing a Meter with %v
+// or %s can never leak the key.
+func (m Meter) String() string {
+	key := "no key"
+	if m.HasKey {
+		key = "key set"
+	}
+	state := "enabled"
+	if !m.Enabled {
+		state = "disabled"
+	}
+	return fmt.Sprintf("meter %s %q (%s, %s, from %s)", m.ID, m.Name, key, state, m.Source)
+}
+
+// GoString keeps %#v from printing the key bytes.
+func (m Meter) GoString() string { return m.String() }
+
+// LogValue keeps slog from printing the key bytes.
+func (m Meter) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("id", m.ID.String()),
+		slog.String("name", m.Name),
+		slog.Bool("has_key", m.HasKey),
+		slog.Bool("enabled", m.Enabled),
+		slog.String("source", m.Source),
+	)
 }
