@@ -21,6 +21,8 @@ type item struct {
 	line   int      // 1-based line where the item starts
 	start  int      // byte offset of the start of that line
 	end    int      // byte offset just past the item's last line (incl. newline)
+	vstart int      // for key/value: the value's byte range, without the
+	vend   int      // surrounding blanks and trailing comment
 }
 
 type layout struct {
@@ -147,10 +149,16 @@ func scanLayout(data []byte) *layout {
 		if !s.expect('=') {
 			return l // not TOML; stop rather than guess
 		}
+		s.skipBlank()
+		vstart := s.pos
 		s.value()
+		vend := s.pos
+		for vend > vstart && (data[vend-1] == ' ' || data[vend-1] == '\t' || data[vend-1] == '\r') {
+			vend--
+		}
 		s.skipRestOfLine()
 		l.items = append(l.items, item{path: key, table: table, index: index,
-			line: startLine, start: lineStart, end: s.pos})
+			line: startLine, start: lineStart, end: s.pos, vstart: vstart, vend: vend})
 	}
 	return l
 }
