@@ -138,32 +138,48 @@ func checkBlock(data, crc []byte, block int) error {
 // CRC-less form. A frame whose L fits none of them, or that carries CRC
 // bytes which do not verify, gets an error saying so rather than a guess.
 func Detect(b []byte) ([]byte, Format, error) {
+	out, f, err := AppendDetect(nil, b)
+	if err != nil {
+		return nil, f, err
+	}
+	return out, f, nil
+}
+
+// AppendDetect is Detect appending the CRC-less form to dst; it allocates
+// nothing when dst has room (at most len(b) bytes are appended).
+func AppendDetect(dst, b []byte) ([]byte, Format, error) {
 	if len(b) < headerLen+1 {
-		return nil, FormatNone, fmt.Errorf("%w: %d bytes, a telegram has at least %d", ErrShort, len(b), headerLen+1)
+		return dst, FormatNone, fmt.Errorf("%w: %d bytes, a telegram has at least %d", ErrShort, len(b), headerLen+1)
 	}
 	l := int(b[0])
-	if EncodedLen(b[0], FormatB) == len(b) {
-		if out, err := AppendStripped(nil, b, FormatB); err == nil {
-			return out, FormatB, nil
-		}
+	if EncodedLen(b[0], FormatB) == len(b) && verifiesB(b) {
+		out, err := AppendStripped(dst, b, FormatB)
+		return out, FormatB, err
 	}
 	if EncodedLen(b[0], FormatA) == len(b) {
-		out, err := AppendStripped(nil, b, FormatA)
-		if err != nil {
-			return nil, FormatA, err
-		}
-		return out, FormatA, nil
+		out, err := AppendStripped(dst, b, FormatA)
+		return out, FormatA, err
 	}
 	switch {
 	case l+1 == len(b):
-		return append([]byte(nil), b...), FormatNone, nil
+		return append(dst, b...), FormatNone, nil
 	case l+1 < len(b):
 		extra := len(b) - l - 1
 		if extra%2 == 0 {
-			return nil, FormatNone, fmt.Errorf("%w: L=%d but %d bytes follow it; %d extra bytes look like CRCs that do not verify", ErrCRCLayout, l, len(b)-1, extra)
+			return dst, FormatNone, fmt.Errorf("%w: L=%d but %d bytes follow it; %d extra bytes look like CRCs that do not verify", ErrCRCLayout, l, len(b)-1, extra)
 		}
-		return nil, FormatNone, fmt.Errorf("%w: L=%d but %d bytes follow it", ErrLength, l, len(b)-1)
+		return dst, FormatNone, fmt.Errorf("%w: L=%d but %d bytes follow it", ErrLength, l, len(b)-1)
 	default:
-		return nil, FormatNone, fmt.Errorf("%w: L=%d but only %d bytes follow it (truncated)", ErrShort, l, len(b)-1)
+		return dst, FormatNone, fmt.Errorf("%w: L=%d but only %d bytes follow it (truncated)", ErrShort, l, len(b)-1)
 	}
+}
+
+// verifiesB reports whether the format B CRCs of b (whose length already
+// fits its L in format B) check, without building an error.
+func verifiesB(b []byte) bool {
+	crcAt := func(data, crc []byte) bool { return CRC(data) == uint16(crc[0])<<8|uint16(crc[1]) }
+	if len(b) <= 128 {
+		return crcAt(b[:len(b)-2], b[len(b)-2:])
+	}
+	return crcAt(b[:bBlock2End], b[bBlock2End:bBlock2End+2]) && crcAt(b[bBlock2End+2:len(b)-2], b[len(b)-2:])
 }
