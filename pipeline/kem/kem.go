@@ -116,8 +116,11 @@ func Parse(data []byte, password string) ([]Meter, error) {
 		}
 		for _, d := range docs {
 			m, err := parseDocument(d.data, password)
-			if err != nil {
+			if err != nil && len(docs) > 1 { // name the entry only when there is a choice
 				return nil, fmt.Errorf("zip entry %q: %w", d.name, err)
+			}
+			if err != nil {
+				return nil, err
 			}
 			ms = append(ms, m...)
 		}

@@ -564,3 +564,14 @@ func FuzzParseMeters(f *testing.F) {
 		}
 	})
 }
+
+func TestZipEntryNamedOnError(t *testing.T) {
+	data := zipOf(t,
+		entry{"good.kem", encryptDoc(t, kemV1, "pw", false)},
+		entry{"other.kem", encryptDoc(t, kemV1, "other", false)},
+	)
+	_, err := Parse(data, "pw")
+	if !errors.Is(err, ErrWrongPassword) || !strings.Contains(err.Error(), `zip entry "other.kem"`) {
+		t.Errorf("err %v, want ErrWrongPassword naming other.kem", err)
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kem"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+)
+
+func init() {
+	register(&command{
+		name:    "kem",
+		summary: "list the meters of a Kamstrup KEM key file, merge their keys into the meter list",
+		run:     runKEM,
+	})
+}
+
+// kemPasswordEnv names the environment variable read when no password flag is
+// given, so the password stays out of shell history and process lists.
+const kemPasswordEnv = "KEM_PASSWORD"
+
+func runKEM(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "kem")
+	password := fs.String("password", "", "the KEM file's `password` (lands in shell history: prefer --password-file or "+kemPasswordEnv+")")
+	passwordFile := fs.String("password-file", "", "read the password from `file` (its first line)")
+	showKeys := fs.Bool("show-keys", false, "print the meters' AES keys")
+	merge := fs.String("merge", "", "add or update the meters in the meter list `meters.toml`")
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintln(w, "usage: flowiq-gateway kem FILE [--password-file F | --password P] [--show-keys] [--merge meters.toml]")
+		fmt.Fprintln(w, "\nFILE is a .kem, .zip.kem, .zip or .kem2 file. Without a password flag the password")
+		fmt.Fprintf(w, "comes from $%s.\n\n", kemPasswordEnv)
+		fs.PrintDefaults()
+	}
+	file, err := kemArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if file == "" {
+		fmt.Fprintln(e.stderr, "flowiq-gateway kem: no KEM file given")
+		fs.Usage()
+		return errUsage
+	}
+	pw, err := kemPassword(e, fs, *password, *passwordFile)
+	if err != nil {
+		return err
+	}
+
+	ms, err := kem.Open(file, pw)
+	if errors.Is(err, kem.ErrWrongPassword) {
+		return fmt.Errorf("%w (passwords are case-sensitive; only the first 16 bytes count)", err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := kemList(e.stdout, file, ms, *showKeys); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if err := m.IDError(); err != nil {
+			fmt.Fprintf(e.stderr, "note: %v\n", err)
+		}
+	}
+	if *merge == "" {
+		return ctx.Err()
+	}
+	return kemMerge(ctx, e, *merge, file, ms)
+}
+
+// kemArgs parses flags before and after the one positional
+// argument, so "kem FILE --password-file F" works as well as the flags-first
+// form. Everything after "--" is positional.
+func kemArgs(fs *flag.FlagSet, args []string) (string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return "", err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	switch len(pos) {
+	case 0:
+		return "", nil
+	case 1:
+		return pos[0], nil
+	}
+	fmt.Fprintf(fs.Output(), "flowiq-gateway kem: one KEM file at a time, got %d: %s\n", len(pos), strings.Join(pos, " "))
+	fs.Usage()
+	return "", errUsage
+}
+
+// kemPassword picks the password: --password, --password-file or the
+// environment, exactly one of them.
+func kemPassword(e *env, fs *flag.FlagSet, password, file string) (string, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["password"] && set["password-file"]:
+		fmt.Fprintln(e.stderr, "flowiq-gateway kem: give either --password or --password-file, not both")
+		return "", errUsage
+	case set["password"]:
+		return password, nil
+	case set["password-file"]:
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		s := string(b)
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSuffix(s, "\r")
+		if s == "" {
+			return "", fmt.Errorf("password file %s: first line is empty", file)
+		}
+		return s, nil
+	}
+	if pw, ok := os.LookupEnv(kemPasswordEnv); ok {
+		return pw, nil
+	}
+	fmt.Fprintf(e.stderr, "flowiq-gateway kem: no password: use --password-file F, $%s or --password P\n", kemPasswordEnv)
+	return "", errUsage
+}
+
+// kemList prints one line per meter. Keys appear only when asked for.
+func kemList(w io.Writer, file string, ms []kem.Meter, showKeys bool) error {
+	fmt.Fprintf(w, "%s: %d meter%s\n", filepath.Base(file), len(ms), kemPlural(len(ms)))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tMODEL\tKEY\tMETER NAME\tCONSUMPTION\tTYPE NO\tCONFIG NO")
+	for _, m := range ms {
+		id := m.Serial
+		if !m.HasID {
+			id += " (not a wM-Bus ID)"
+		}
+		key := "no"
+		switch {
+		case m.HasKey && showKeys:
+			key = fmt.Sprintf("%X", m.Key[:])
+		case m.HasKey:
+			key = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", id, kemOrDash(m.Model), key,
+			kemOrDash(m.MeterName), kemOrDash(m.ConsumptionType), kemOrDash(m.TypeNo), kemOrDash(m.ConfigNo))
+	}
+	return tw.Flush()
+}
+
+// kemMerge adds or updates the meters that have both a wM-Bus ID and a
+// key; the others can't be decoded and are named, not merged.
+func kemMerge(ctx context.Context, e *env, path, file string, ms []kem.Meter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	source := "KEM file " + filepath.Base(file)
+	var entries []meters.Meter
+	for _, m := range ms {
+		switch {
+		case !m.HasID:
+			fmt.Fprintf(e.stderr, "not merged: %s: serial is not a wM-Bus ID\n", m.Serial)
+		case !m.HasKey:
+			fmt.Fprintf(e.stderr, "not merged: %s: no key in the KEM file\n", m.Serial)
+		default:
+			entries = append(entries, meters.Meter{ID: m.ID, Key: m.Key, HasKey: true, Enabled: true, Source: source})
+		}
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("nothing to merge into %s: no meter of %s has both a wM-Bus ID and a key", path, filepath.Base(file))
+	}
+	added, updated, err := meters.Upsert(path, entries)
+	if err != nil {
+		return fmt.Errorf("merge into %s: %w", path, err)
+	}
+	fmt.Fprintf(e.stdout, "%s: added %d meter%s%s, updated %d%s\n", path,
+		len(added), kemPlural(len(added)), kemIDList(added), len(updated), kemIDList(updated))
+	return nil
+}
+
+func kemIDList(ids []wmbus.ID) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.String()
+	}
+	return " (" + strings.Join(s, ", ") + ")"
+}
+
+func kemPlural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func kemOrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
