@@ -1,10 +1,12 @@
 package meters
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -219,9 +221,12 @@ func Parse(data []byte, name string) (*Snapshot, error) {
 func syntaxError(data []byte, name string, err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
+		// The parser's line can be one past the error when the offending
+		// token is a newline; the byte offset is exact, so count from it.
 		line, col := pe.Position.Line, pe.Position.Col
-		if start := pe.Position.Start; start > 0 && start <= len(data) {
-			ls := strings.LastIndexByte(string(data[:start]), '\n') + 1
+		if start := pe.Position.Start; start > 0 && start <= len(data) || start == 0 && line == 1 {
+			ls := bytes.LastIndexByte(data[:start], '\n') + 1
+			line = bytes.Count(data[:start], []byte{'\n'}) + 1
 			col = utf8.RuneCount(data[ls:start]) + 1
 		}
 		return &SyntaxError{File: name, Line: line, Col: col, Msg: redact(pe.Message)}
@@ -558,4 +563,19 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// String describes the section without the password.
+func (m MQTT) String() string {
+	pw := ""
+	if m.Password != "" {
+		pw = " password=(set)"
+	}
+	return fmt.Sprintf("mqtt url=%s username=%s%s", m.URL, m.Username, pw)
+}
+
+// LogValue keeps slog from printing the password.
+func (m MQTT) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", m.URL), slog.String("username", m.Username),
+		slog.Bool("password_set", m.Password != ""))
 }
