@@ -188,6 +188,10 @@ func kemMerge(ctx context.Context, e *env, path, file string, ms []kem.Meter) er
 	if err != nil {
 		return fmt.Errorf("merge into %s: %w", path, err)
 	}
+	if len(added)+len(updated) == 0 {
+		fmt.Fprintf(e.stdout, "%s: already up to date (%d meter%s checked)\n", path, len(entries), kemPlural(len(entries)))
+		return nil
+	}
 	fmt.Fprintf(e.stdout, "%s: added %d meter%s%s, updated %d%s\n", path,
 		len(added), kemPlural(len(added)), kemIDList(added), len(updated), kemIDList(updated))
 	return nil

@@ -575,3 +575,17 @@ func TestZipEntryNamedOnError(t *testing.T) {
 		t.Errorf("err %v, want ErrWrongPassword naming other.kem", err)
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	real, err := os.ReadFile(realFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(real)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(real, testPassword); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
