@@ -1,0 +1,514 @@
+package demod
+
+import (
+	"errors"
+	"math"
+	"math/cmplx"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+)
+
+type status uint8
+
+const (
+	statusNeedMore status = iota
+	statusFrame
+	statusBadCRC
+	statusBadCoding
+	statusTruncated
+)
+
+type result struct {
+	status status
+	frame  Frame
+	end    float64 // absolute decimated index where the frame ends
+}
+
+// Timing loop gain: the fraction of the measured timing error corrected at
+// each chip transition. Small enough to average noise over tens of
+// transitions, large enough to follow a 100 ppm clock (0.0004 samples per
+// chip) with negligible lag.
+const timingGain = 0.12
+
+// Bits considered for CRC-aided correction: the least reliable of a block.
+const correctCandidates = 12
+
+// decoder demodulates one telegram from the history once its sync word is
+// known. All buffers are sized for the longest telegram in init.
+type decoder struct {
+	d *derived
+
+	wc, wd float64      // tone centre and half spacing, rad per decimated sample
+	tabP   []complex64  // e^(−j(wc+wd)m): matched filter of a 1 chip
+	tabM   []complex64  // e^(−j(wc−wd)m): matched filter of a 0 chip
+	soft   []float32    // |C1|²−|C0|² per chip
+	taus   []float64    // chip start per chip (local index)
+	raw    []byte       // on-air bytes
+	blocks []block      // CRC blocks of raw
+	order  []int        // scratch: chip indices by reliability
+	synd   []uint16     // scratch: CRC syndrome of each candidate bit
+	zero   []byte       // scratch for syndrome computation
+	sigW   float64      // matched-filter energy of the decided tone
+	sigL   float64      // and of the other tone (noise)
+	stripE error        // last AppendStripped error, for the caller's stats
+	_      [0]complex64 // alignment
+}
+
+func (dc *decoder) init(d *derived) {
+	dc.d = d
+	n := d.spcI + 6
+	dc.tabP = make([]complex64, n)
+	dc.tabM = make([]complex64, n)
+	dc.soft = make([]float32, d.maxChips+64)
+	dc.taus = make([]float64, d.maxChips+64)
+	dc.raw = make([]byte, 0, 300)
+	dc.blocks = make([]block, 0, 20)
+	dc.order = make([]int, 0, 256)
+	dc.synd = make([]uint16, 0, correctCandidates+2)
+	dc.zero = make([]byte, 256)
+}
+
+// setTones builds the matched-filter tables for centre wc and deviation wd.
+func (dc *decoder) setTones(wc, wd float64) {
+	dc.wc, dc.wd = wc, wd
+	for m := range dc.tabP {
+		s, c := math.Sincos(-(wc + wd) * float64(m))
+		dc.tabP[m] = complex(float32(c), float32(s))
+		s, c = math.Sincos(-(wc - wd) * float64(m))
+		dc.tabM[m] = complex(float32(c), float32(s))
+	}
+}
+
+// corr is the matched filter over [t, t+length) of z (local sample units),
+// each sample weighted by its overlap with the window, with the tone tables
+// referenced to sample ref.
+func (dc *decoder) corr(z []complex64, t, length float64, ref int) (p, q complex64) {
+	end := t + length
+	n0 := int(math.Floor(t))
+	for n := n0; float64(n) < end; n++ {
+		w := float32(math.Min(float64(n+1), end) - math.Max(float64(n), t))
+		v := z[n] * complex(w, 0)
+		p += v * dc.tabP[n-ref]
+		q += v * dc.tabM[n-ref]
+	}
+	return p, q
+}
+
+func abs2(c complex64) float32 { return real(c)*real(c) + imag(c)*imag(c) }
+
+func mag(c complex64) float32 { return float32(math.Sqrt(float64(abs2(c)))) }
+
+// chip is the soft decision of the chip starting at t: positive for a 1.
+func (dc *decoder) chip(z []complex64, t float64) float32 {
+	p, q := dc.corr(z, t, dc.d.spc, int(math.Floor(t)))
+	return abs2(p) - abs2(q)
+}
+
+// patternScore matches the 32 sync chips ending at end against the pattern.
+func (dc *decoder) patternScore(z []complex64, end float64) float32 {
+	var s float32
+	spc := dc.d.spc
+	for j := range syncChips {
+		v := dc.chip(z, end-float64(j+1)*spc)
+		if syncPattern>>uint(j)&1 == 0 {
+			v = -v
+		}
+		s += v
+	}
+	return s
+}
+
+// refineTiming searches ±half a chip around end for the best sync match.
+func (dc *decoder) refineTiming(z []complex64, end float64) float64 {
+	spc := dc.d.spc
+	const steps = 8
+	h := spc / steps
+	best, bestI := float32(math.Inf(-1)), 0
+	var sc [2*steps + 1]float32
+	for i := -steps; i <= steps; i++ {
+		s := dc.patternScore(z, end+float64(i)*h)
+		sc[i+steps] = s
+		if s > best {
+			best, bestI = s, i
+		}
+	}
+	t := end + float64(bestI)*h
+	if bestI > -steps && bestI < steps {
+		// Parabola through the peak and its neighbours.
+		a, b, c := sc[bestI+steps-1], sc[bestI+steps], sc[bestI+steps+1]
+		if den := a - 2*b + c; den < 0 {
+			t += float64(0.5*(a-c)/den) * h
+		}
+	}
+	return t
+}
+
+// refineTones measures the phase advance between the halves of n chips
+// (known or decided) starting at taus[0:n] with values given by chipOf, and
+// corrects the tone centre and deviation from the 1 and 0 chips apart.
+func (dc *decoder) refineTones(z []complex64, n int, tau func(int) float64, one func(int) bool) {
+	spc := dc.d.spc
+	var acc [2]complex128
+	var cnt [2]int
+	for k := range n {
+		t := tau(k)
+		ref := int(math.Floor(t))
+		a1, a0 := dc.corr(z, t, spc/2, ref)
+		b1, b0 := dc.corr(z, t+spc/2, spc/2, ref)
+		if one(k) {
+			acc[1] += complex128(b1 * conj(a1))
+			cnt[1]++
+		} else {
+			acc[0] += complex128(b0 * conj(a0))
+			cnt[0]++
+		}
+	}
+	if cnt[0] == 0 || cnt[1] == 0 {
+		return
+	}
+	// Residual phase per half chip of each tone → rad per sample.
+	r1 := cmplx.Phase(acc[1]) / (spc / 2)
+	r0 := cmplx.Phase(acc[0]) / (spc / 2)
+	wc := dc.wc + (r1+r0)/2
+	wd := dc.wd + (r1-r0)/2
+	// A deviation estimate far from nominal is noise, not a transmitter.
+	wd = math.Max(0.6*dc.d.dev, math.Min(1.4*dc.d.dev, wd))
+	dc.setTones(wc, wd)
+}
+
+func conj(c complex64) complex64 { return complex(real(c), -imag(c)) }
+
+// demodChips fills soft[from:to] with tracked chip decisions starting at
+// chip start t and returns the start of chip `to`.
+func (dc *decoder) demodChips(z []complex64, t float64, from, to int) float64 {
+	spc := dc.d.spc
+	half := spc / 2
+	prev := from > 0 && dc.soft[from-1] > 0
+	for k := from; k < to; k++ {
+		if t < 0 || t+spc+2 >= float64(len(z)) {
+			// The timing ran off the history: no decision possible.
+			dc.soft[k], dc.taus[k] = 0, t
+			t += spc
+			continue
+		}
+		ref := int(math.Floor(t))
+		p, q := dc.corr(z, t, spc, ref)
+		ep, eq := abs2(p), abs2(q)
+		v := ep - eq
+		dc.soft[k] = v
+		dc.taus[k] = t
+		one := v > 0
+		if one {
+			dc.sigW += float64(ep)
+			dc.sigL += float64(eq)
+		} else {
+			dc.sigW += float64(eq)
+			dc.sigL += float64(ep)
+		}
+		next := t + spc
+		if k > from && one != prev {
+			// At a transition, energy of this chip's tone before the
+			// boundary means we are late; of the previous chip's tone
+			// after it, early.
+			lp, lq := dc.corr(z, t-half, half, int(math.Floor(t-half)))
+			rp, rq := dc.corr(z, t, half, ref)
+			var late, early, on float32
+			if one {
+				late, early, on = mag(lp), mag(rq), mag(p)
+			} else {
+				late, early, on = mag(lq), mag(rp), mag(q)
+			}
+			if on > 0 {
+				e := float64((late - early) / on)
+				e = math.Max(-0.5, math.Min(0.5, e))
+				next -= timingGain * e * spc
+			}
+		}
+		prev = one
+		t = next
+	}
+	return t
+}
+
+// decode demodulates candidate c from the history of m.
+func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
+	d := dc.d
+	spc := d.spc
+	z := m.z[:m.n]
+	end := c.end - float64(m.base)
+	avail := float64(m.n) - 2
+	if end-float64(syncChips+1)*spc-1 < 0 {
+		return result{status: statusTruncated}
+	}
+	dc.setTones(float64(c.dc)/float64(d.spcI), d.dev)
+	dc.sigW, dc.sigL = 0, 0
+	end = dc.refineTiming(z, end)
+	// Known chips of the sync pattern correct the carrier and deviation.
+	dc.refineTones(z, syncChips,
+		func(k int) float64 { return end - float64(syncChips-k)*spc },
+		func(k int) bool { return syncPattern>>uint(syncChips-1-k)&1 == 1 })
+	end = dc.refineTiming(z, end)
+	if math.Abs(dc.wc) > 1.25*d.maxOffset {
+		return result{status: statusBadCoding}
+	}
+
+	// Mode: a second C1 sync word, else T1 data right away.
+	mode, format := Mode(0), wmbus.FormatA
+	start := end
+	if d.cfg.Modes&C1 != 0 {
+		if end+18*spc > avail {
+			return dc.more(c, 18, final)
+		}
+		var w uint16
+		t := end
+		for range 16 {
+			w = w<<1 | uint16(b2u(dc.chip(z, t) > 0))
+			t += spc
+		}
+		for _, s := range c1Second {
+			if onesCount16(w^s.word) <= 2 {
+				mode, format, start = C1, s.format, t
+				break
+			}
+		}
+	}
+	if mode == 0 {
+		if d.cfg.Modes&T1 == 0 {
+			return result{status: statusBadCoding}
+		}
+		mode = T1
+	}
+	chipsPerByte := 8
+	if mode == T1 {
+		chipsPerByte = 12
+	}
+	offset := int(math.Round((start - end) / spc)) // chips between sync end and data
+	if start+float64(chipsPerByte+2)*spc > avail {
+		return dc.more(c, offset+chipsPerByte+2, final)
+	}
+	// The L byte tells how many bytes follow.
+	tEnd := dc.demodChips(z, start, 0, chipsPerByte)
+	_ = tEnd
+	lbyte, ok := dc.byteAt(mode, 0)
+	if !ok {
+		return result{status: statusBadCoding}
+	}
+	nBytes := wmbus.EncodedLen(lbyte, format)
+	if nBytes == 0 {
+		return result{status: statusBadCoding}
+	}
+	nChips := nBytes * chipsPerByte
+	if start+(float64(nChips)*1.0002+2)*spc > avail {
+		return dc.more(c, offset+nChips+2, final)
+	}
+
+	// Two passes: the second re-estimates the tones from the first pass's
+	// decisions over the whole frame.
+	var fr Frame
+	var st status
+	var frameEnd float64
+	for pass := range 2 {
+		dc.sigW, dc.sigL = 0, 0
+		frameEnd = dc.demodChips(z, start, 0, nChips)
+		st = dc.assemble(mode, format, nBytes, &fr)
+		if st == statusFrame || pass == 1 {
+			break
+		}
+		dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
+	}
+	if st != statusFrame {
+		return result{status: st}
+	}
+	fr.Mode = mode
+	fr.Format = format
+	fr.OffsetHz = dc.wc * d.rate / (2 * math.Pi)
+	syncStart := end - 16*spc
+	fr.Position = int64(math.Round((syncStart + float64(m.base)) * float64(d.decim)))
+	// Level: mean power over the frame, undoing the decimator's gain.
+	var pw float64
+	i0, i1 := int(syncStart), min(int(frameEnd), m.n)
+	for _, v := range z[i0:i1] {
+		pw += float64(abs2(v))
+	}
+	pw /= float64(max(1, i1-i0)) * float64(d.decim*d.decim)
+	fr.LevelDBFS = 10 * math.Log10(pw+1e-20)
+	if dc.sigL > 0 {
+		fr.SNRdB = 10 * math.Log10(math.Max(dc.sigW-dc.sigL, 1e-9*dc.sigL)/dc.sigL)
+	}
+	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
+}
+
+func onesCount16(v uint16) int {
+	n := 0
+	for ; v != 0; v &= v - 1 {
+		n++
+	}
+	return n
+}
+
+// more asks to be called again once chips more chips after the sync exist.
+func (dc *decoder) more(c *candidate, chips int, final bool) result {
+	if final {
+		return result{status: statusTruncated}
+	}
+	c.need = chips
+	return result{status: statusNeedMore}
+}
+
+// byteAt decodes byte i from the soft chips.
+func (dc *decoder) byteAt(mode Mode, i int) (byte, bool) {
+	if mode == T1 {
+		s := dc.soft[i*12 : i*12+12]
+		var hi, lo byte
+		for j := range 6 {
+			hi = hi<<1 | byte(b2u(s[j] > 0))
+			lo = lo<<1 | byte(b2u(s[6+j] > 0))
+		}
+		h, l := fromSix[hi], fromSix[lo]
+		if h == invalidNibble || l == invalidNibble {
+			return 0, false
+		}
+		return h<<4 | l, true
+	}
+	s := dc.soft[i*8 : i*8+8]
+	var b byte
+	for _, v := range s {
+		b = b<<1 | byte(b2u(v > 0))
+	}
+	return b, true
+}
+
+// assemble turns the soft chips into bytes, checks the CRCs (correcting the
+// least reliable bits of C1 blocks within the bound) and fills fr.Data.
+func (dc *decoder) assemble(mode Mode, format wmbus.Format, nBytes int, fr *Frame) status {
+	dc.raw = dc.raw[:0]
+	for i := range nBytes {
+		b, ok := dc.byteAt(mode, i)
+		if !ok {
+			// An invalid 3-of-6 group invalidates its byte and the frame.
+			return statusBadCoding
+		}
+		dc.raw = append(dc.raw, b)
+	}
+	fr.Corrected = 0
+	data, err := wmbus.AppendStripped(nil, dc.raw, format)
+	if err != nil && mode == C1 && dc.d.correction > 0 && errors.Is(err, wmbus.ErrBlockCRC) {
+		dc.blocks = appendBlocks(dc.blocks[:0], nBytes, format)
+		fixed := 0
+		for _, b := range dc.blocks {
+			n, ok := dc.correctBlock(b)
+			if !ok {
+				return statusBadCRC
+			}
+			fixed += n
+		}
+		data, err = wmbus.AppendStripped(nil, dc.raw, format)
+		fr.Corrected = fixed
+	}
+	if err != nil {
+		return statusBadCRC
+	}
+	fr.Data = data
+	return statusFrame
+}
+
+// correctBlock makes block b's CRC check by flipping at most d.correction of
+// its least reliable bits (never the L byte, which fixed the frame length),
+// choosing the cheapest set that works. The CRC is linear, so each bit's
+// effect on the syndrome is computed once and sets are tried by XOR.
+func (dc *decoder) correctBlock(b block) (int, bool) {
+	raw := dc.raw
+	syn := wmbus.CRC(raw[b.start:b.crc]) ^ (uint16(raw[b.crc])<<8 | uint16(raw[b.crc+1]))
+	if syn == 0 {
+		return 0, true
+	}
+	// Least reliable bits of the block.
+	first := max(b.start, 1) * 8
+	last := (b.crc + 2) * 8
+	dc.order = dc.order[:0]
+	for k := first; k < last; k++ {
+		dc.order = insertByReliability(dc.order, k, dc.soft, correctCandidates)
+	}
+	// Syndrome contribution of each candidate bit.
+	dc.synd = dc.synd[:0]
+	n := b.crc - b.start
+	for _, k := range dc.order {
+		byteI, bit := k/8, 7-k%8
+		var s uint16
+		if byteI >= b.crc {
+			s = 1 << uint(bit+8*(b.crc+1-byteI))
+		} else {
+			z := dc.zero[:n]
+			z[byteI-b.start] = 1 << uint(bit)
+			s = wmbus.CRC(z) ^ 0xFFFF // linear part: CRC of zeros is 0xFFFF
+			z[byteI-b.start] = 0
+		}
+		dc.synd = append(dc.synd, s)
+	}
+	best, bestCost := [4]int{-1, -1, -1, -1}, float32(math.Inf(1))
+	cost := func(i int) float32 { return float32(math.Abs(float64(dc.soft[dc.order[i]]))) }
+	nc := len(dc.synd)
+	for i := range nc {
+		if dc.synd[i] == syn && cost(i) < bestCost {
+			best, bestCost = [4]int{i, -1, -1, -1}, cost(i)
+		}
+		if dc.d.correction < 2 {
+			continue
+		}
+		for j := i + 1; j < nc; j++ {
+			s2 := dc.synd[i] ^ dc.synd[j]
+			if s2 == syn && cost(i)+cost(j) < bestCost {
+				best, bestCost = [4]int{i, j, -1, -1}, cost(i)+cost(j)
+			}
+			if dc.d.correction < 3 {
+				continue
+			}
+			for k := j + 1; k < nc; k++ {
+				s3 := s2 ^ dc.synd[k]
+				if s3 == syn && cost(i)+cost(j)+cost(k) < bestCost {
+					best, bestCost = [4]int{i, j, k, -1}, cost(i)+cost(j)+cost(k)
+				}
+				if dc.d.correction < 4 {
+					continue
+				}
+				for l := k + 1; l < nc; l++ {
+					if s3^dc.synd[l] == syn && cost(i)+cost(j)+cost(k)+cost(l) < bestCost {
+						best, bestCost = [4]int{i, j, k, l}, cost(i)+cost(j)+cost(k)+cost(l)
+					}
+				}
+			}
+		}
+	}
+	if best[0] < 0 {
+		return 0, false
+	}
+	flipped := 0
+	for _, i := range best {
+		if i < 0 {
+			break
+		}
+		k := dc.order[i]
+		raw[k/8] ^= 1 << uint(7-k%8)
+		dc.soft[k] = -dc.soft[k]
+		flipped++
+	}
+	return flipped, true
+}
+
+// insertByReliability keeps order as the (at most limit) chip indices with
+// the smallest |soft|, sorted ascending.
+func insertByReliability(order []int, k int, soft []float32, limit int) []int {
+	r := math.Abs(float64(soft[k]))
+	if len(order) == limit && r >= math.Abs(float64(soft[order[limit-1]])) {
+		return order
+	}
+	if len(order) < limit {
+		order = append(order, k)
+	}
+	i := len(order) - 1
+	for ; i > 0 && math.Abs(float64(soft[order[i-1]])) > r; i-- {
+		order[i] = order[i-1]
+	}
+	order[i] = k
+	return order
+}
