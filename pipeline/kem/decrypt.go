@@ -28,6 +28,7 @@ func parseDocument(doc []byte, password string) ([]Meter, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer clear(plain) // it holds the keys in hex; the Meters have their own copies
 	return parseMeters(plain)
 }
 
