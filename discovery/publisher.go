@@ -1,0 +1,615 @@
+package discovery
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+)
+
+// Timing of the publisher's own work.
+const (
+	publishTimeout  = 5 * time.Second       // one batch of acknowledgements
+	shutdownTimeout = 2 * time.Second       // the final "offline"
+	warnEvery       = 10 * time.Minute      // repeats of the same per-meter warning
+	reannounceMin   = time.Second           // after Home Assistant says "online"…
+	reannounceJit   = time.Second           // …plus up to this much, so many devices do not burst at once
+	connErrEvery    = time.Minute           // repeats of the same connection error
+	maxCheckEvery   = 30 * time.Second      // silence check period cap
+	minCheckEvery   = 50 * time.Millisecond // and floor
+	quiesceMillis   = 250                   // paho Disconnect quiesce
+	haStatusQoS     = 1
+	messageQoS      = 1
+	stateBufferSize = 512 // bytes; a reading's JSON fits
+)
+
+// Publisher sends readings to Home Assistant. Publish never blocks: the
+// latest reading of each meter waits in a bounded set of slots and one
+// goroutine (Run) turns them into discovery, state and availability
+// messages whenever the broker is reachable. Every (re)connection and every
+// "online" from Home Assistant re-announces everything known.
+type Publisher struct {
+	cfg    resolved
+	site   Site
+	log    *slog.Logger
+	client mqtt.Client
+	wake   chan struct{}
+
+	mu            sync.Mutex
+	slots         map[wmbus.ID]*slot
+	order         []wmbus.ID // meters with a reading waiting, oldest first
+	dropped       uint64     // readings refused because MaxMeters was reached
+	list          map[wmbus.ID]Meter
+	listSet       bool
+	listDirty     bool
+	gw            GatewayState
+	gwDirty       bool
+	resync        bool // re-announce everything on the next flush
+	connected     bool
+	lastConnErr   string
+	lastConnErrAt time.Time
+
+	// Owned by the Run goroutine.
+	meters                                 map[wmbus.ID]*meterState
+	removals                               map[wmbus.ID]bool
+	batch                                  []slot
+	out                                    []outMsg
+	gwAnnounced, gwStateSent, gwOnlineSent bool
+	gwState                                []byte
+	ignored                                map[wmbus.ID]bool // unlisted meters already logged
+}
+
+// slot holds the newest not yet processed reading of one meter.
+type slot struct {
+	r      kamstrup.Reading
+	md     []byte // own copy of ManufacturerData: the caller may reuse its buffer
+	at     time.Time
+	queued bool
+}
+
+// meterState is what has been published for one meter.
+type meterState struct {
+	meter    Meter
+	model    string // decoder's
+	feats    Features
+	state    []byte // last accepted state JSON
+	total    float64
+	hasTotal bool
+	lastSeen time.Time
+	seen     bool
+	avail    string // last availability decided: "", Online, Offline
+
+	discDirty, stateDirty, availDirty bool
+	announced                         bool // a discovery config exists on the broker
+	lastWarn                          time.Time
+	suppressed                        int
+}
+
+type outMsg struct {
+	m      Message
+	qos    byte
+	onFail func()
+	tok    mqtt.Token
+}
+
+// New checks cfg and prepares a publisher; Run connects. log may be nil.
+func New(cfg Config, log *slog.Logger) (*Publisher, error) {
+	rc, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Publisher{
+		cfg:      rc,
+		site:     rc.site,
+		log:      log.With("component", "mqtt"),
+		wake:     make(chan struct{}, 1),
+		slots:    make(map[wmbus.ID]*slot),
+		meters:   make(map[wmbus.ID]*meterState),
+		removals: make(map[wmbus.ID]bool),
+		ignored:  make(map[wmbus.ID]bool),
+		gw:       GatewayState{SDR: "unknown"},
+		gwDirty:  true,
+	}
+	o := mqtt.NewClientOptions().
+		AddBroker(rc.broker.String()).
+		SetClientID(rc.ClientID).
+		SetUsername(rc.Username).
+		SetPassword(rc.Password).
+		SetProtocolVersion(4). // no silent fallback to 3.1: a refusal is reported as it is
+		SetCleanSession(true).
+		SetOrderMatters(false).
+		SetWill(p.site.GatewayAvailabilityTopic(), Offline, messageQoS, true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(min(rc.ReconnectMax, 5*time.Second)).
+		SetMaxReconnectInterval(rc.ReconnectMax).
+		SetConnectTimeout(rc.ConnectTimeout).
+		SetKeepAlive(30 * time.Second).
+		SetOnConnectHandler(p.onConnect).
+		SetConnectionLostHandler(p.onLost).
+		SetConnectionNotificationHandler(p.onNotification)
+	if rc.tls != nil {
+		o.SetTLSConfig(rc.tls)
+	}
+	p.client = mqtt.NewClient(o)
+	return p, nil
+}
+
+// Site returns the topics and identity the publisher uses.
+func (p *Publisher) Site() Site { return p.site }
+
+// Publish queues r and returns at once. Only the newest reading per meter
+// is kept until it is sent, so a slow or absent broker loses nothing that
+// is still true. It does not allocate once a meter has a slot.
+func (p *Publisher) Publish(r kamstrup.Reading) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.listSet {
+		if m, ok := p.list[r.ID]; !ok || m.Disabled {
+			first := !p.ignored[r.ID] && len(p.ignored) < p.cfg.MaxMeters
+			if first {
+				p.ignored[r.ID] = true
+			}
+			p.mu.Unlock()
+			if first {
+				p.log.Info("meter not in the meter list (or disabled); its readings are not published", "meter", r.ID.String())
+			}
+			return
+		}
+	}
+	s := p.slots[r.ID]
+	if s == nil {
+		if len(p.slots) >= p.cfg.MaxMeters {
+			p.dropped++
+			n := p.dropped
+			p.mu.Unlock()
+			if n&(n-1) == 0 { // 1, 2, 4, 8…: visible without flooding
+				p.log.Warn("too many meters; reading dropped", "meter", r.ID.String(), "max_meters", p.cfg.MaxMeters, "dropped_total", n)
+			}
+			return
+		}
+		s = &slot{}
+		p.slots[r.ID] = s
+	}
+	s.md = append(s.md[:0], r.ManufacturerData...)
+	s.r = r
+	s.r.ManufacturerData = s.md
+	s.at = now
+	if !s.queued {
+		s.queued = true
+		p.order = append(p.order, r.ID)
+	}
+	p.mu.Unlock()
+	p.signal()
+}
+
+// SetGatewayState replaces the gateway's health; it is published soon.
+func (p *Publisher) SetGatewayState(g GatewayState) {
+	p.mu.Lock()
+	p.gw = g
+	p.gwDirty = true
+	p.mu.Unlock()
+	p.signal()
+}
+
+// SetMeters replaces the meter list. From the first call on, only listed,
+// enabled meters are published; a meter that left the list (or was
+// disabled) loses its device, state and availability; a renamed one is
+// re-announced. Before the first call every meter is published.
+func (p *Publisher) SetMeters(ms []Meter) {
+	l := make(map[wmbus.ID]Meter, len(ms))
+	for _, m := range ms {
+		if _, dup := l[m.ID]; dup {
+			p.log.Warn("meter listed twice; the last entry wins", "meter", m.ID.String())
+		}
+		l[m.ID] = m
+	}
+	p.mu.Lock()
+	p.list = l
+	p.listSet = true
+	p.listDirty = true
+	clear(p.ignored)
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *Publisher) signal() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Publisher) requestResync() {
+	p.mu.Lock()
+	p.resync = true
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Run connects and publishes until ctx ends, then marks the gateway offline
+// (retained) and disconnects. Connection problems are logged and retried,
+// never returned.
+func (p *Publisher) Run(ctx context.Context) error {
+	p.log.Info("connecting to MQTT broker", "broker", p.cfg.broker.Redacted(), "client_id", p.cfg.ClientID,
+		"user", p.cfg.Username, "tls", p.cfg.tls != nil)
+	p.client.Connect() // retries by itself; onConnect reports success
+	check := min(max(p.cfg.MeterTimeout/4, minCheckEvery), maxCheckEvery)
+	tick := time.NewTicker(check)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.flush(time.Now())
+			p.shutdown()
+			return nil
+		case <-p.wake:
+		case <-tick.C:
+		}
+		p.flush(time.Now())
+	}
+}
+
+func (p *Publisher) shutdown() {
+	if p.client.IsConnectionOpen() {
+		t := p.client.Publish(p.site.GatewayAvailabilityTopic(), messageQoS, true, Offline)
+		if !t.WaitTimeout(shutdownTimeout) {
+			p.log.Warn("gateway offline status not acknowledged before shutdown; the broker's last will covers it")
+		} else if err := t.Error(); err != nil {
+			p.log.Warn("publishing gateway offline status", "err", err)
+		}
+	}
+	p.client.Disconnect(quiesceMillis)
+	p.log.Info("disconnected from MQTT broker")
+}
+
+// onConnect runs in a paho goroutine after every (re)connection.
+func (p *Publisher) onConnect(c mqtt.Client) {
+	p.mu.Lock()
+	p.connected = true
+	p.lastConnErr = ""
+	p.mu.Unlock()
+	p.log.Info("connected to MQTT broker", "broker", p.cfg.broker.Redacted())
+	// Clean session: subscriptions do not survive a reconnect.
+	t := c.Subscribe(p.site.HAStatusTopic(), haStatusQoS, p.onHAStatus)
+	if !t.WaitTimeout(publishTimeout) || t.Error() != nil {
+		p.log.Warn("subscribing to Home Assistant status failed; entities may vanish after a Home Assistant restart until the next reconnect",
+			"topic", p.site.HAStatusTopic(), "err", t.Error())
+	}
+	p.requestResync()
+}
+
+func (p *Publisher) onLost(_ mqtt.Client, err error) {
+	p.mu.Lock()
+	p.connected = false
+	p.mu.Unlock()
+	p.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
+}
+
+// onHAStatus: Home Assistant (re)started and forgot everything not
+// retained; announce again after a short random delay.
+func (p *Publisher) onHAStatus(_ mqtt.Client, m mqtt.Message) {
+	if string(m.Payload()) != Online {
+		return
+	}
+	d := reannounceMin + rand.N(reannounceJit)
+	p.log.Info("Home Assistant is online; re-announcing", "in", d.Round(time.Millisecond))
+	time.AfterFunc(d, p.requestResync)
+}
+
+// onNotification turns paho's connection attempts into clear log lines.
+func (p *Publisher) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification) {
+	var err error
+	switch n := n.(type) {
+	case mqtt.ConnectionNotificationFailed:
+		err = n.Reason
+	case mqtt.ConnectionNotificationBrokerFailed:
+		err = n.Reason
+	default:
+		return
+	}
+	msg := describeConnError(err)
+	now := time.Now()
+	p.mu.Lock()
+	repeat := msg == p.lastConnErr && now.Sub(p.lastConnErrAt) < connErrEvery
+	if !repeat {
+		p.lastConnErr, p.lastConnErrAt = msg, now
+	}
+	p.mu.Unlock()
+	lvl := slog.LevelError
+	if repeat {
+		lvl = slog.LevelDebug
+	}
+	p.log.Log(context.Background(), lvl, msg, "broker", p.cfg.broker.Redacted(), "user", p.cfg.Username, "err", err)
+}
+
+// describeConnError names what went wrong with a connection attempt.
+func describeConnError(err error) string {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		hostErr   x509.HostnameError
+		certErr   x509.CertificateInvalidError
+		verifyErr *tls.CertificateVerificationError
+		recErr    tls.RecordHeaderError
+		alert     tls.AlertError
+		dnsErr    *net.DNSError
+		opErr     *net.OpError
+		urlErr    *url.Error
+	)
+	switch {
+	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
+		return "broker refused the credentials (not authorised): check the MQTT user name and password"
+	case errors.Is(err, packets.ErrorRefusedIDRejected):
+		return "broker rejected the client ID: set another one"
+	case errors.Is(err, packets.ErrorRefusedServerUnavailable):
+		return "broker refused the connection: server unavailable"
+	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):
+		return "broker refused MQTT 3.1.1"
+	case errors.As(err, &unknownCA), errors.As(err, &verifyErr):
+		return "TLS error: the broker's certificate is not signed by a trusted CA (check the CA file)"
+	case errors.As(err, &hostErr):
+		return "TLS error: the broker's certificate does not match its host name"
+	case errors.As(err, &certErr):
+		return "TLS error: the broker's certificate is invalid (expired or not for a server)"
+	case errors.As(err, &recErr):
+		return "TLS error: the broker did not answer with TLS (plain MQTT port? use tcp://)"
+	case errors.As(err, &alert):
+		return "TLS error: the broker aborted the handshake"
+	case errors.As(err, &dnsErr):
+		return "broker unreachable: host name not found"
+	case errors.As(err, &opErr), errors.As(err, &urlErr), errors.Is(err, packets.ErrorNetworkError):
+		return "broker unreachable"
+	}
+	return "connecting to the MQTT broker failed"
+}
+
+// flush turns queued input into messages and publishes what is dirty.
+func (p *Publisher) flush(now time.Time) {
+	p.mu.Lock()
+	resync := p.resync
+	p.resync = false
+	connected := p.connected
+	var list map[wmbus.ID]Meter
+	listSet := p.listSet
+	if p.listDirty {
+		list = p.list
+		p.listDirty = false
+	}
+	if p.gwDirty {
+		if b, err := p.gw.MarshalState(); err != nil {
+			p.log.Error("gateway state", "err", err)
+		} else {
+			p.gwState = b
+			p.gwStateSent = false
+		}
+		p.gwDirty = false
+	}
+	// The batch's buffers are reused from flush to flush.
+	if n := len(p.order); cap(p.batch) < n {
+		p.batch = append(p.batch[:cap(p.batch)], make([]slot, n-cap(p.batch))...)
+	}
+	p.batch = p.batch[:len(p.order)]
+	n := 0
+	for _, id := range p.order {
+		s := p.slots[id]
+		if s == nil { // freed by a meter list change while queued
+			continue
+		}
+		b := &p.batch[n]
+		n++
+		s.queued = false
+		b.r, b.at = s.r, s.at
+		b.md = append(b.md[:0], s.md...)
+	}
+	p.batch = p.batch[:n]
+	p.order = p.order[:0]
+	p.mu.Unlock()
+
+	if list != nil {
+		p.applyList(list, now)
+	}
+	for i := range p.batch {
+		s := &p.batch[i]
+		s.r.ManufacturerData = s.md
+		p.accept(&s.r, s.at, listSet)
+	}
+	p.checkSilence(now)
+	if resync {
+		p.gwAnnounced, p.gwStateSent, p.gwOnlineSent = false, false, false
+		for _, m := range p.meters {
+			m.discDirty, m.stateDirty, m.availDirty = m.feats != (Features{}), m.state != nil, m.avail != ""
+		}
+	}
+	if !connected {
+		return
+	}
+	p.send()
+}
+
+// applyList reconciles meter states with a new meter list.
+func (p *Publisher) applyList(list map[wmbus.ID]Meter, now time.Time) {
+	for id, ms := range p.meters {
+		m, ok := list[id]
+		if !ok || m.Disabled {
+			if ms.announced || ms.state != nil || ms.avail != "" {
+				p.removals[id] = true
+			}
+			delete(p.meters, id)
+			p.log.Info("meter removed from the list; removing its device", "meter", id.String())
+			continue
+		}
+		if m != ms.meter {
+			ms.meter = m
+			ms.discDirty = ms.feats != (Features{})
+		}
+	}
+	for id, m := range list {
+		if m.Disabled {
+			continue
+		}
+		delete(p.removals, id)
+		if p.meters[id] == nil {
+			// Listed but not heard yet: its retained availability from an
+			// earlier run turns offline if it stays silent.
+			p.meters[id] = &meterState{meter: m, lastSeen: now}
+		}
+	}
+	// Slots of meters no longer published are freed.
+	p.mu.Lock()
+	for id := range p.slots {
+		if m, ok := list[id]; !ok || m.Disabled {
+			delete(p.slots, id)
+		}
+	}
+	p.mu.Unlock()
+}
+
+// accept folds one reading into its meter's state.
+func (p *Publisher) accept(r *kamstrup.Reading, at time.Time, listSet bool) {
+	ms := p.meters[r.ID]
+	if ms == nil {
+		if listSet {
+			return // removed from the list after it was queued
+		}
+		if len(p.meters) >= p.cfg.MaxMeters {
+			p.log.Warn("too many meters; reading dropped", "meter", r.ID.String(), "max_meters", p.cfg.MaxMeters)
+			return
+		}
+		ms = &meterState{meter: Meter{ID: r.ID}}
+		p.meters[r.ID] = ms
+	}
+	ms.lastSeen, ms.seen = at, true
+	if ms.avail != Online {
+		ms.avail, ms.availDirty = Online, true
+	}
+	if v, ok := r.Get(kamstrup.Total); ok && v.Known {
+		if ms.hasTotal && v.V < ms.total {
+			p.warnLower(ms, v.V, at)
+			return
+		}
+		ms.total, ms.hasTotal = v.V, true
+	}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		p.log.Error("meter state JSON", "meter", r.ID.String(), "err", err)
+		return
+	}
+	ms.state, ms.stateDirty = b, true
+	f := ms.feats.Union(FeaturesOf(r))
+	if f != ms.feats || r.Model != ms.model {
+		ms.feats, ms.model, ms.discDirty = f, r.Model, true
+	}
+}
+
+func (p *Publisher) warnLower(ms *meterState, v float64, at time.Time) {
+	if !ms.lastWarn.IsZero() && at.Sub(ms.lastWarn) < warnEvery {
+		ms.suppressed++
+		return
+	}
+	p.log.Warn("total volume lower than the last published one; not published (decode error or meter swap)",
+		"meter", ms.meter.ID.String(), "published_m3", ms.total, "received_m3", v, "suppressed_since_last_warning", ms.suppressed)
+	ms.lastWarn, ms.suppressed = at, 0
+}
+
+// checkSilence marks meters unavailable after MeterTimeout without a reading.
+func (p *Publisher) checkSilence(now time.Time) {
+	for _, ms := range p.meters {
+		if ms.avail != Offline && now.Sub(ms.lastSeen) > p.cfg.MeterTimeout {
+			ms.avail, ms.availDirty = Offline, true
+			if ms.seen {
+				p.log.Info("meter silent; marking it unavailable", "meter", ms.meter.ID.String(), "silent_for", now.Sub(ms.lastSeen).Round(time.Second))
+			}
+		}
+	}
+}
+
+// send publishes everything dirty, then waits for the acknowledgements; a
+// failed message stays dirty and goes out on the next flush or reconnect.
+func (p *Publisher) send() {
+	out := p.out[:0]
+	add := func(m Message, onFail func()) { out = append(out, outMsg{m: m, qos: messageQoS, onFail: onFail}) }
+	if !p.gwOnlineSent {
+		p.gwOnlineSent = true
+		add(Message{Topic: p.site.GatewayAvailabilityTopic(), Payload: []byte(Online), Retain: true}, func() { p.gwOnlineSent = false })
+	}
+	if !p.gwAnnounced {
+		if m, err := GatewayConfig(p.site); err != nil {
+			p.log.Error("gateway discovery", "err", err)
+		} else {
+			p.gwAnnounced = true
+			add(m, func() { p.gwAnnounced = false })
+		}
+	}
+	if !p.gwStateSent && p.gwState != nil {
+		p.gwStateSent = true
+		add(Message{Topic: p.site.GatewayStateTopic(), Payload: p.gwState, Retain: p.cfg.retain}, func() { p.gwStateSent = false })
+	}
+	for id := range p.removals {
+		delete(p.removals, id)
+		fail := func() { p.removals[id] = true }
+		add(RemoveMeter(p.site, id), fail)
+		add(ClearMeterAvailability(p.site, id), fail)
+		add(ClearMeterState(p.site, id), fail)
+	}
+	for id, ms := range p.meters {
+		if ms.discDirty {
+			m, err := MeterConfig(p.site, ms.meter, ms.model, ms.feats)
+			if err != nil {
+				p.log.Error("meter discovery", "meter", id.String(), "err", err)
+			} else {
+				ms.discDirty, ms.announced = false, true
+				add(m, func() { ms.discDirty = true })
+			}
+		}
+		if ms.stateDirty {
+			ms.stateDirty = false
+			add(Message{Topic: p.site.MeterStateTopic(id), Payload: ms.state, Retain: p.cfg.retain}, func() { ms.stateDirty = true })
+		}
+		if ms.availDirty {
+			ms.availDirty = false
+			add(Message{Topic: p.site.MeterAvailabilityTopic(id), Payload: []byte(ms.avail), Retain: true}, func() { ms.availDirty = true })
+		}
+	}
+	for i := range out {
+		o := &out[i]
+		o.tok = p.client.Publish(o.m.Topic, o.qos, o.m.Retain, o.m.Payload)
+	}
+	deadline := time.Now().Add(publishTimeout)
+	failed := 0
+	var firstErr error
+	for i := range out {
+		o := &out[i]
+		ok := o.tok.WaitTimeout(time.Until(deadline))
+		if ok && o.tok.Error() == nil {
+			continue
+		}
+		o.onFail()
+		if failed == 0 {
+			firstErr = o.tok.Error()
+			if firstErr == nil {
+				firstErr = errors.New("not acknowledged in time")
+			}
+		}
+		failed++
+	}
+	if failed > 0 {
+		p.log.Warn("messages not delivered to the broker; they are sent again after reconnecting", "failed", failed, "of", len(out), "err", firstErr)
+	}
+	clear(out) // drop references to payloads and tokens
+	p.out = out[:0]
+}
