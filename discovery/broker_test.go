@@ -340,4 +340,3 @@ func accessNumber(tb testing.TB, b []byte) int {
 	}
 	return int(v)
 }
-
