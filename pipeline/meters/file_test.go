@@ -136,20 +136,20 @@ func TestParseProblems(t *testing.T) {
 			want: []string{"meters.toml line 4: key of [[meter]] 1 (74493770) must be 32 hex digits, found 31"},
 		},
 		{
-			name: "non-hex key",
-			text: "[[meter]]\nid = \"74493770\"\nkey = \"" + strings.Replace(key2, "E", "G", 1) + "\"\n",
+			name:     "non-hex key",
+			text:     "[[meter]]\nid = \"74493770\"\nkey = \"" + strings.Replace(key2, "E", "G", 1) + "\"\n",
 			sentinel: ErrBadKey,
 			want:     []string{"meters.toml line 3: key of [[meter]] 1 (74493770) has a character that is not a hex digit at position 9 (a key is 32 hex digits 0-9 A-F, spaces allowed)"},
 		},
 		{
-			name: "key not a string",
-			text: "[[meter]]\nid = \"74493770\"\nkey = 0x44E9112D06BD762E\n",
+			name:     "key not a string",
+			text:     "[[meter]]\nid = \"74493770\"\nkey = 0x44E9112D06BD762E\n",
 			sentinel: ErrBadType,
 			want:     []string{"meters.toml line 3: key of [[meter]] 1 (74493770) must be a string of 32 hex digits in quotes, not an integer"},
 		},
 		{
-			name: "malformed ID",
-			text: "[[meter]]\nid = \"7449377\"\n[[meter]]\nid = \"7449377X\"\n[[meter]]\nid = \"" + key2 + "\"\n[[meter]]\nname = \"no id\"\n",
+			name:     "malformed ID",
+			text:     "[[meter]]\nid = \"7449377\"\n[[meter]]\nid = \"7449377X\"\n[[meter]]\nid = \"" + key2 + "\"\n[[meter]]\nname = \"no id\"\n",
 			sentinel: ErrBadID,
 			want: []string{
 				"meters.toml line 2: id of [[meter]] 1 must be 8 digits, found 7 characters",
@@ -164,8 +164,8 @@ func TestParseProblems(t *testing.T) {
 			ids:  []string{"74493770"},
 		},
 		{
-			name: "wrong types",
-			text: "[radio]\nppm = \"3\"\nmodes = \"C1\"\n[mqtt]\nretain = \"yes\"\nmeter_timeout = \"soon\"\n[[meter]]\nid = \"74493770\"\nenabled = \"yes\"\n",
+			name:     "wrong types",
+			text:     "[radio]\nppm = \"3\"\nmodes = \"C1\"\n[mqtt]\nretain = \"yes\"\nmeter_timeout = \"soon\"\n[[meter]]\nid = \"74493770\"\nenabled = \"yes\"\n",
 			sentinel: ErrBadType,
 			want: []string{
 				"meters.toml line 2: ppm in [radio] must be an integer, not a string",
@@ -176,8 +176,8 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown sections and radio keys",
-			text: "[radoi]\ninput = \"-\"\n[radio]\ngian = \"auto\"\n[meters]\nid = \"74493770\"\n",
+			name:     "unknown sections and radio keys",
+			text:     "[radoi]\ninput = \"-\"\n[radio]\ngian = \"auto\"\n[meters]\nid = \"74493770\"\n",
 			sentinel: ErrUnknownField,
 			want: []string{
 				`meters.toml line 1: unknown field "radoi" at the top level (did you mean "radio"?)`,
@@ -186,8 +186,8 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
-			name: "single brackets",
-			text: "[meter]\nid = \"74493770\"\n",
+			name:     "single brackets",
+			text:     "[meter]\nid = \"74493770\"\n",
 			sentinel: ErrBadType,
 			want:     []string{"meters.toml line 1: meters must be written as [[meter]] tables (double brackets), one per meter"},
 		},
