@@ -212,6 +212,9 @@ type Reading struct {
 	// ManufacturerData holds manufacturer-specific records kept raw
 	// (e.g. 06 FF 1B), data bytes only, in frame order.
 	ManufacturerData []byte
+	// Unmapped counts records the telegram carried that have no place in
+	// a Reading (a record kind this package does not know).
+	Unmapped int
 }
 
 // Set records quantity q.
@@ -317,6 +320,10 @@ func (r Reading) MarshalJSON() ([]byte, error) {
 		b = append(b, `,"manufacturer_data":"`...)
 		b = hex.AppendEncode(b, r.ManufacturerData)
 		b = append(b, '"')
+	}
+	if r.Unmapped > 0 {
+		b = append(b, `,"unmapped_records":`...)
+		b = strconv.AppendInt(b, int64(r.Unmapped), 10)
 	}
 	if r.Radio.Mode != "" {
 		b = append(b, `,"mode":`...)

@@ -404,3 +404,21 @@ func (r *Record) Date(loc *time.Location) (time.Time, error) {
 func validDate(y, m, d int) bool {
 	return m >= 1 && m <= 12 && d >= 1 && d <= time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
+
+// CheckHeads verifies that heads is a well-formed list of record headers
+// without data (a compact frame format) and returns how many records it has.
+func CheckHeads(heads []byte) (int, error) {
+	n := 0
+	var r Record
+	for off := 0; off < len(heads); n++ {
+		l, err := parseHead(heads[off:], &r)
+		if err != nil {
+			return n, fmt.Errorf("%w (record header at offset %d)", err, off)
+		}
+		if r.MfrData && off+l != len(heads) {
+			return n, fmt.Errorf("%w: record headers after manufacturer data (offset %d)", ErrReservedDIF, off)
+		}
+		off += l
+	}
+	return n, nil
+}

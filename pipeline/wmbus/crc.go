@@ -28,3 +28,13 @@ func CRC(b []byte) uint16 {
 	}
 	return ^c
 }
+
+// CRCUpdate runs the CRC register over b without the final XOR, so a CRC
+// can be taken over pieces without copying them together: start from 0,
+// feed every piece, and finish with ^c. CRC(b) == ^CRCUpdate(0, b).
+func CRCUpdate(c uint16, b []byte) uint16 {
+	for _, x := range b {
+		c = c<<8 ^ crcTable[byte(c>>8)^x]
+	}
+	return c
+}
