@@ -47,9 +47,10 @@ type broker struct {
 	port  int
 	extra string // appended to mosquitto.conf (listener options, auth)
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *bytes.Buffer
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	log    *lockedWriter
+	exited chan struct{}
 }
 
 func freePort(tb testing.TB) int {
@@ -78,6 +79,11 @@ func (b *broker) url(scheme string) string { return fmt.Sprintf("%s://127.0.0.1:
 func (b *broker) start() {
 	b.tb.Helper()
 	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\n", b.port)
+	if os.Getuid() == 0 {
+		// Started as root, Mosquitto drops to user "mosquitto", which
+		// cannot read the test's private temporary files.
+		conf += "user root\n"
+	}
 	if !strings.Contains(b.extra, "allow_anonymous") {
 		conf += "allow_anonymous true\n"
 	}
@@ -87,13 +93,15 @@ func (b *broker) start() {
 		b.tb.Fatal(err)
 	}
 	cmd := exec.Command(b.bin, "-c", path)
-	log := &bytes.Buffer{}
-	cmd.Stderr = &lockedWriter{w: log}
+	log := &lockedWriter{w: &bytes.Buffer{}}
+	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		b.tb.Fatalf("starting mosquitto: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	b.mu.Lock()
-	b.cmd, b.log = cmd, log
+	b.cmd, b.log, b.exited = cmd, log, exited
 	b.mu.Unlock()
 	// The port may still be held briefly after a restart; poll.
 	deadline := time.Now().Add(10 * time.Second)
@@ -102,6 +110,11 @@ func (b *broker) start() {
 		if err == nil {
 			c.Close()
 			return
+		}
+		select {
+		case <-exited:
+			b.tb.Fatalf("mosquitto exited:\n%s", b.logText())
+		default:
 		}
 		if time.Now().After(deadline) {
 			b.tb.Fatalf("mosquitto did not accept connections on port %d: %v\n%s", b.port, err, b.logText())
@@ -113,42 +126,31 @@ func (b *broker) start() {
 func (b *broker) logText() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if lw, ok := b.cmd.Stderr.(*lockedWriter); ok {
-		lw.mu.Lock()
-		defer lw.mu.Unlock()
+	if b.log == nil {
+		return ""
 	}
 	return b.log.String()
 }
 
 // kill stops the broker the hard way (no clean goodbye to clients).
-func (b *broker) kill() {
-	b.mu.Lock()
-	cmd := b.cmd
-	b.cmd = nil
-	b.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-}
+func (b *broker) kill() { b.halt(syscall.SIGKILL) }
 
-func (b *broker) stop() {
+func (b *broker) stop() { b.halt(syscall.SIGTERM) }
+
+func (b *broker) halt(sig syscall.Signal) {
 	b.mu.Lock()
-	cmd := b.cmd
+	cmd, exited := b.cmd, b.exited
 	b.cmd = nil
 	b.mu.Unlock()
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	_ = cmd.Process.Signal(sig)
 	select {
-	case <-done:
+	case <-exited:
 	case <-time.After(5 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
+		<-exited
 	}
 }
 

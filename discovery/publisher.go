@@ -341,7 +341,7 @@ func (p *Publisher) onNotification(_ mqtt.Client, n mqtt.ConnectionNotification)
 // describeConnError names what went wrong with a connection attempt.
 func describeConnError(err error) string {
 	var (
-		unknownCA *x509.UnknownAuthorityError
+		unknownCA x509.UnknownAuthorityError
 		hostErr   x509.HostnameError
 		certErr   x509.CertificateInvalidError
 		verifyErr *tls.CertificateVerificationError
