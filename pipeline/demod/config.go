@@ -134,11 +134,8 @@ func (c Config) withDefaults() Config {
 	if c.OffsetRangeHz == 0 {
 		c.OffsetRangeHz = DefaultOffsetRange
 	}
-	switch {
-	case c.CorrectBits == 0:
+	if c.CorrectBits == 0 {
 		c.CorrectBits = DefaultCorrectBits
-	case c.CorrectBits < 0:
-		c.CorrectBits = 0
 	}
 	return c
 }
@@ -202,7 +199,7 @@ func derive(c Config) (derived, error) {
 	}
 	d.maxOffset = 2 * math.Pi * c.OffsetRangeHz / d.rate
 	d.dev = 2 * math.Pi * c.DeviationHz / d.rate
-	d.correction = c.CorrectBits
+	d.correction = max(0, c.CorrectBits)
 	// Longest telegram: T1 with L=255 in format A is 290 bytes of 12 chips.
 	d.maxChips = 290*12 + 64
 	d.keep = int(float64(d.maxChips+256)*d.spc*1.001) + 64

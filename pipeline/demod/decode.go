@@ -30,8 +30,13 @@ type result struct {
 // chip) with negligible lag.
 const timingGain = 0.12
 
-// Bits considered for CRC-aided correction: the least reliable of a block.
-const correctCandidates = 12
+// CRC-aided correction considers at most correctCandidates of a block's
+// bits, the least reliable ones, and only those weaker than correctWeak
+// times the block's mean reliability.
+var (
+	correctCandidates = 12
+	correctWeak       = 0.35
+)
 
 // decoder demodulates one telegram from the history once its sync word is
 // known. All buffers are sized for the longest telegram in init.
@@ -422,12 +427,21 @@ func (dc *decoder) correctBlock(b block) (int, bool) {
 	if syn == 0 {
 		return 0, true
 	}
-	// Least reliable bits of the block.
+	// Least reliable bits of the block, and only those clearly weaker than
+	// a typical chip: a strong chip that is wrong means more errors than
+	// the bound, and flipping weak ones would then forge a CRC match.
 	first := max(b.start, 1) * 8
 	last := (b.crc + 2) * 8
+	var mean float64
+	for _, v := range dc.soft[first:last] {
+		mean += math.Abs(float64(v))
+	}
+	limit := float32(correctWeak * mean / float64(last-first))
 	dc.order = dc.order[:0]
 	for k := first; k < last; k++ {
-		dc.order = insertByReliability(dc.order, k, dc.soft, correctCandidates)
+		if float32(math.Abs(float64(dc.soft[k]))) < limit {
+			dc.order = insertByReliability(dc.order, k, dc.soft, correctCandidates)
+		}
 	}
 	// Syndrome contribution of each candidate bit.
 	dc.synd = dc.synd[:0]
@@ -448,38 +462,54 @@ func (dc *decoder) correctBlock(b block) (int, bool) {
 	best, bestCost := [4]int{-1, -1, -1, -1}, float32(math.Inf(1))
 	cost := func(i int) float32 { return float32(math.Abs(float64(dc.soft[dc.order[i]]))) }
 	nc := len(dc.synd)
+	solutions := 0
 	for i := range nc {
-		if dc.synd[i] == syn && cost(i) < bestCost {
-			best, bestCost = [4]int{i, -1, -1, -1}, cost(i)
+		if dc.synd[i] == syn {
+			solutions++
+			if cost(i) < bestCost {
+				best, bestCost = [4]int{i, -1, -1, -1}, cost(i)
+			}
 		}
 		if dc.d.correction < 2 {
 			continue
 		}
 		for j := i + 1; j < nc; j++ {
 			s2 := dc.synd[i] ^ dc.synd[j]
-			if s2 == syn && cost(i)+cost(j) < bestCost {
-				best, bestCost = [4]int{i, j, -1, -1}, cost(i)+cost(j)
+			if s2 == syn {
+				solutions++
+				if cost(i)+cost(j) < bestCost {
+					best, bestCost = [4]int{i, j, -1, -1}, cost(i)+cost(j)
+				}
 			}
 			if dc.d.correction < 3 {
 				continue
 			}
 			for k := j + 1; k < nc; k++ {
 				s3 := s2 ^ dc.synd[k]
-				if s3 == syn && cost(i)+cost(j)+cost(k) < bestCost {
-					best, bestCost = [4]int{i, j, k, -1}, cost(i)+cost(j)+cost(k)
+				if s3 == syn {
+					solutions++
+					if cost(i)+cost(j)+cost(k) < bestCost {
+						best, bestCost = [4]int{i, j, k, -1}, cost(i)+cost(j)+cost(k)
+					}
 				}
 				if dc.d.correction < 4 {
 					continue
 				}
 				for l := k + 1; l < nc; l++ {
-					if s3^dc.synd[l] == syn && cost(i)+cost(j)+cost(k)+cost(l) < bestCost {
-						best, bestCost = [4]int{i, j, k, l}, cost(i)+cost(j)+cost(k)+cost(l)
+					if s3^dc.synd[l] == syn {
+						solutions++
+						if cost(i)+cost(j)+cost(k)+cost(l) < bestCost {
+							best, bestCost = [4]int{i, j, k, l}, cost(i)+cost(j)+cost(k)+cost(l)
+						}
 					}
 				}
 			}
 		}
 	}
-	if best[0] < 0 {
+	// This CRC does not see two errors 151 bits apart (x^151 ≡ 1 modulo
+	// its polynomial), so within long blocks several flip sets can match:
+	// then the frame is ambiguous and dropped rather than guessed.
+	if best[0] < 0 || solutions > 1 {
 		return 0, false
 	}
 	flipped := 0

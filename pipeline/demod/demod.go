@@ -99,7 +99,9 @@ func New(cfg Config) (*Demodulator, error) {
 		m.mix = &Mixer{inc: d.mixInc}
 		m.mixed = make([]complex64, d.chunk*d.decim)
 	}
-	size := d.keep + d.chunk + 1
+	// Room for several chunks beyond what must be kept, so that the history
+	// moves down rarely (once per 8 chunks at least).
+	size := d.keep + max(8*d.chunk, d.keep) + 1
 	m.z = make([]complex64, size)
 	m.f = make([]float32, size)
 	m.tick = float64(d.spcI)
