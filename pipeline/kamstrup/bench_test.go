@@ -14,7 +14,7 @@ type mixFrame struct {
 }
 
 // benchMix is every real encrypted telegram of the vectors, as captured:
-// the seed meter's 35 (format B, 30 compact and 5 full), two MULTICAL 21
+// the seed meter's 35 (format B, 29 compact and 6 full), two MULTICAL 21
 // and a flowIQ 2200 (CRC-less), plus the synthetic meter's pair.
 func benchMix(t testing.TB) []mixFrame {
 	var mix []mixFrame
