@@ -322,3 +322,67 @@ func BenchmarkStateJSON(b *testing.B) {
 		}
 	}
 }
+
+// FuzzMeterConfig: whatever a reading and the meter list hold, the payload
+// is valid JSON with exactly one entity per reported feature, stable ids
+// and no field that would break Home Assistant's parsing.
+func FuzzMeterConfig(f *testing.F) {
+	f.Add(uint32(0x74493770), uint32(0x0041), uint8(16), uint32(0b11), "", "", "flowIQ 2101", true, true)
+	f.Add(uint32(0x52525252), uint32(0x10), uint8(32), uint32(0x1FFF), "Kitchen \"water\" <1>", "flowIQ 2200", "unknown", false, true)
+	f.Add(uint32(0xFFFFFFFF), uint32(0xFFFFFFFF), uint8(7), uint32(0), "\x00\xff", "", "", false, false)
+	s := testSite(f)
+	f.Fuzz(func(t *testing.T, id, info uint32, bits uint8, present uint32, name, override, model string, radio, withTime bool) {
+		r := kamstrup.Reading{ID: wmbus.ID(id), Model: model, Info: kamstrup.InfoCode{Raw: info, Bits: bits}}
+		for q := range kamstrup.NumQuantities {
+			if present&(1<<q) != 0 {
+				r.Set(q, kamstrup.Value{V: float64(q), Known: q%2 == 0})
+			}
+		}
+		if radio {
+			r.Radio.Mode = "C1"
+		}
+		if withTime {
+			r.Time = t0
+		}
+		feats := FeaturesOf(&r)
+		m, err := MeterConfig(s, Meter{ID: r.ID, Name: name, Model: override}, r.Model, feats)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c DeviceConfig
+		if err := json.Unmarshal(m.Payload, &c); err != nil {
+			t.Fatalf("invalid JSON: %v\n%s", err, m.Payload)
+		}
+		want := 0
+		for q := range kamstrup.NumQuantities {
+			if r.Has(q) {
+				want++
+			}
+		}
+		for a := range kamstrup.NumAlarms {
+			if r.Info.Supports(a) {
+				want++
+			}
+		}
+		if feats.History != 0 {
+			want++
+		}
+		for _, b := range []bool{feats.InfoCode, radio, withTime} {
+			if b {
+				want++
+			}
+		}
+		if len(c.Components) != want {
+			t.Fatalf("%d entities, want %d", len(c.Components), want)
+		}
+		prefix := "kamstrup_" + r.ID.String() + "_"
+		for k, comp := range c.Components {
+			if comp.UniqueID != prefix+k || comp.DefaultEntityID != comp.Platform+"."+prefix+k || !validObjectID(k) {
+				t.Fatalf("entity %q ids %q %q", k, comp.UniqueID, comp.DefaultEntityID)
+			}
+		}
+		if c.Device.SerialNumber != r.ID.String() || c.Device.Name == "" || !strings.HasSuffix(m.Topic, "/kamstrup_"+r.ID.String()+"/config") {
+			t.Fatalf("device %+v topic %s", c.Device, m.Topic)
+		}
+	})
+}
