@@ -1,6 +1,7 @@
 package demod
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/cmplx"
@@ -49,6 +50,7 @@ type decoder struct {
 	soft   []float32    // |C1|²−|C0|² per chip
 	taus   []float64    // chip start per chip (local index)
 	raw    []byte       // on-air bytes
+	out    []byte       // CRC-less bytes before they are handed out
 	blocks []block      // CRC blocks of raw
 	order  []int        // scratch: chip indices by reliability
 	synd   []uint16     // scratch: CRC syndrome of each candidate bit
@@ -67,6 +69,7 @@ func (dc *decoder) init(d *derived) {
 	dc.soft = make([]float32, d.maxChips+64)
 	dc.taus = make([]float64, d.maxChips+64)
 	dc.raw = make([]byte, 0, 300)
+	dc.out = make([]byte, 0, 300)
 	dc.blocks = make([]block, 0, 20)
 	dc.order = make([]int, 0, 256)
 	dc.synd = make([]uint16, 0, correctCandidates+2)
@@ -396,7 +399,7 @@ func (dc *decoder) assemble(mode Mode, format wmbus.Format, nBytes int, fr *Fram
 		dc.raw = append(dc.raw, b)
 	}
 	fr.Corrected = 0
-	data, err := wmbus.AppendStripped(nil, dc.raw, format)
+	data, err := wmbus.AppendStripped(dc.out[:0], dc.raw, format)
 	if err != nil && mode == C1 && dc.d.correction > 0 && errors.Is(err, wmbus.ErrBlockCRC) {
 		dc.blocks = appendBlocks(dc.blocks[:0], nBytes, format)
 		fixed := 0
@@ -407,13 +410,14 @@ func (dc *decoder) assemble(mode Mode, format wmbus.Format, nBytes int, fr *Fram
 			}
 			fixed += n
 		}
-		data, err = wmbus.AppendStripped(nil, dc.raw, format)
+		data, err = wmbus.AppendStripped(dc.out[:0], dc.raw, format)
 		fr.Corrected = fixed
 	}
 	if err != nil {
 		return statusBadCRC
 	}
-	fr.Data = data
+	// The one allocation per frame: the caller keeps the bytes.
+	fr.Data = bytes.Clone(data)
 	return statusFrame
 }
 

@@ -159,7 +159,10 @@ func (m *Demodulator) makeRoom() {
 	if m.n+m.d.chunk+1 <= len(m.z) {
 		return
 	}
-	drop := m.n - m.d.keep
+	// Without pending candidates only the detector's look-back matters: a
+	// future candidate needs 48 chips before its sync end. Keeping just
+	// that makes the move cheap in the steady state.
+	drop := m.n - int(64*m.d.spc) - 8
 	for _, c := range m.pend {
 		// A candidate needs its preamble, 48 chips before the sync end.
 		first := int(c.end-float64(m.base)-48*m.d.spc) - 2
