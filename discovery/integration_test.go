@@ -346,3 +346,40 @@ func TestIntegrationUnreachableThenUp(t *testing.T) {
 		return true
 	})
 }
+
+// A meter removed from the list while the gateway was down still has its
+// retained device from the earlier run: the next run removes it, and
+// leaves devices of other gateways alone.
+func TestIntegrationLeftoverDeviceRemoved(t *testing.T) {
+	b := startBroker(t, "")
+	rs := vectorReadings(t)
+	other := rs[0]
+	other.ID = 0x11111111
+	p, _, stop := runPublisher(t, testConfig(b.url("tcp")))
+	p.Publish(rs[0])
+	p.Publish(other)
+	foreignCfg := "homeassistant/device/kamstrup_33333333/config"
+	foreign := must(t)(MeterConfig(Site{DiscoveryPrefix: "homeassistant", BaseTopic: "other", GatewayID: "other_gateway"},
+		Meter{ID: 0x33333333}, "flowIQ 2101", FeaturesOf(&rs[0])))
+	live := subscribe(t, b.url("tcp"))
+	live.client.Publish(foreignCfg, 1, true, foreign.Payload).Wait()
+	waitRetained(t, b.url("tcp"), "first run announced both meters", func(s map[string]received) bool {
+		_, a := s[meterCfgTopic]
+		_, o := s["homeassistant/device/kamstrup_11111111/config"]
+		return a && o
+	})
+	stop()
+
+	p, _, _ = runPublisher(t, testConfig(b.url("tcp")))
+	p.SetMeters([]Meter{{ID: other.ID}})
+	snap := waitRetained(t, b.url("tcp"), "leftover device of 74493770 removed", func(s map[string]received) bool {
+		_, a := s[meterCfgTopic]
+		_, st := s[meterStateTopic]
+		return !a && !st
+	})
+	for _, topic := range []string{"homeassistant/device/kamstrup_11111111/config", foreignCfg} {
+		if _, ok := snap[topic]; !ok {
+			t.Errorf("%s removed, must stay", topic)
+		}
+	}
+}

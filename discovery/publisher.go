@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,10 +49,11 @@ type Publisher struct {
 	client mqtt.Client
 	wake   chan struct{}
 
-	mu            sync.Mutex
+	mu            sync.Mutex // guards the fields up to the next comment
 	slots         map[wmbus.ID]*slot
-	order         []wmbus.ID // meters with a reading waiting, oldest first
-	dropped       uint64     // readings refused because MaxMeters was reached
+	order         []wmbus.ID        // meters with a reading waiting, oldest first
+	dropped       uint64            // readings refused because MaxMeters was reached
+	ignored       map[wmbus.ID]bool // unlisted meters already logged
 	list          map[wmbus.ID]Meter
 	listSet       bool
 	listDirty     bool
@@ -60,6 +63,9 @@ type Publisher struct {
 	connected     bool
 	lastConnErr   string
 	lastConnErrAt time.Time
+	// leftover: meters this gateway announced earlier (retained configs
+	// found on the broker), checked against the meter list.
+	leftover map[wmbus.ID]bool
 
 	// Owned by the Run goroutine.
 	meters                                 map[wmbus.ID]*meterState
@@ -68,7 +74,6 @@ type Publisher struct {
 	out                                    []outMsg
 	gwAnnounced, gwStateSent, gwOnlineSent bool
 	gwState                                []byte
-	ignored                                map[wmbus.ID]bool // unlisted meters already logged
 }
 
 // slot holds the newest not yet processed reading of one meter.
@@ -122,6 +127,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		meters:   make(map[wmbus.ID]*meterState),
 		removals: make(map[wmbus.ID]bool),
 		ignored:  make(map[wmbus.ID]bool),
+		leftover: make(map[wmbus.ID]bool),
 		gw:       GatewayState{SDR: "unknown"},
 		gwDirty:  true,
 	}
@@ -291,7 +297,45 @@ func (p *Publisher) onConnect(c mqtt.Client) {
 		p.log.Warn("subscribing to Home Assistant status failed; entities may vanish after a Home Assistant restart until the next reconnect",
 			"topic", p.site.HAStatusTopic(), "err", t.Error())
 	}
+	// Retained configs of meters this gateway announced before (perhaps in
+	// an earlier run): one removed from the list meanwhile is removed.
+	t = c.Subscribe(p.site.DeviceConfigTopic("+"), messageQoS, p.onRetainedConfig)
+	if !t.WaitTimeout(publishTimeout) || t.Error() != nil {
+		p.log.Warn("subscribing to discovery configs failed; meters removed while the gateway was down keep their device",
+			"err", t.Error())
+	}
 	p.requestResync()
+}
+
+// onRetainedConfig notes meters whose retained discovery config names this
+// gateway as via_device.
+func (p *Publisher) onRetainedConfig(_ mqtt.Client, m mqtt.Message) {
+	if !m.Retained() || len(m.Payload()) == 0 {
+		return // live echo of our own publications, or a removal
+	}
+	var cfg struct {
+		Dev struct {
+			Identifiers []string `json:"identifiers"`
+			Via         string   `json:"via_device"`
+		} `json:"dev"`
+	}
+	if json.Unmarshal(m.Payload(), &cfg) != nil || cfg.Dev.Via != p.site.GatewayDeviceID() || len(cfg.Dev.Identifiers) == 0 {
+		return
+	}
+	ident, ok := strings.CutPrefix(cfg.Dev.Identifiers[0], "kamstrup_")
+	if !ok {
+		return
+	}
+	id, err := wmbus.ParseID(ident)
+	if err != nil || MeterDeviceID(id) != cfg.Dev.Identifiers[0] {
+		return
+	}
+	p.mu.Lock()
+	if len(p.leftover) < p.cfg.MaxMeters {
+		p.leftover[id] = true
+	}
+	p.mu.Unlock()
+	p.signal()
 }
 
 func (p *Publisher) onLost(_ mqtt.Client, err error) {
@@ -390,6 +434,15 @@ func (p *Publisher) flush(now time.Time) {
 		list = p.list
 		p.listDirty = false
 	}
+	var leftover []wmbus.ID
+	if listSet {
+		for id := range p.leftover {
+			if m, ok := p.list[id]; !ok || m.Disabled {
+				leftover = append(leftover, id)
+			}
+		}
+		clear(p.leftover)
+	}
 	if p.gwDirty {
 		if b, err := p.gw.MarshalState(); err != nil {
 			p.log.Error("gateway state", "err", err)
@@ -422,6 +475,12 @@ func (p *Publisher) flush(now time.Time) {
 
 	if list != nil {
 		p.applyList(list, now)
+	}
+	for _, id := range leftover {
+		if p.meters[id] == nil && !p.removals[id] {
+			p.removals[id] = true
+			p.log.Info("meter not in the list; removing its device left from an earlier run", "meter", id.String())
+		}
 	}
 	for i := range p.batch {
 		s := &p.batch[i]
