@@ -55,8 +55,9 @@ type decoder struct {
 	order  []int        // scratch: chip indices by reliability
 	synd   []uint16     // scratch: CRC syndrome of each candidate bit
 	zero   []byte       // scratch for syndrome computation
-	sigW   float64      // matched-filter energy of the decided tone
-	sigL   float64      // and of the other tone (noise)
+	// Moments of the decided tone's matched filter per tone (0, 1), for
+	// the SNR estimate: count, Σ|C|², Σ|C|⁴.
+	mom [2][3]float64
 	stripE error        // last AppendStripped error, for the caller's stats
 	_      [0]complex64 // alignment
 }
@@ -206,13 +207,11 @@ func (dc *decoder) demodChips(z []complex64, t float64, from, to int) float64 {
 		dc.soft[k] = v
 		dc.taus[k] = t
 		one := v > 0
-		if one {
-			dc.sigW += float64(ep)
-			dc.sigL += float64(eq)
-		} else {
-			dc.sigW += float64(eq)
-			dc.sigL += float64(ep)
-		}
+		w := float64(max(ep, eq))
+		mo := &dc.mom[b2u(one)]
+		mo[0]++
+		mo[1] += w
+		mo[2] += w * w
 		next := t + spc
 		if k > from && one != prev {
 			// At a transition, energy of this chip's tone before the
@@ -249,7 +248,6 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		return result{status: statusTruncated}
 	}
 	dc.setTones(float64(c.dc)/float64(d.spcI), d.dev)
-	dc.sigW, dc.sigL = 0, 0
 	end = dc.refineTiming(z, end)
 	// Known chips of the sync pattern correct the carrier and deviation.
 	dc.refineTones(z, syncChips,
@@ -316,7 +314,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	var st status
 	var frameEnd float64
 	for pass := range 2 {
-		dc.sigW, dc.sigL = 0, 0
+		dc.mom = [2][3]float64{}
 		frameEnd = dc.demodChips(z, start, 0, nChips)
 		st = dc.assemble(mode, format, nBytes, &fr)
 		if st == statusFrame || pass == 1 {
@@ -340,9 +338,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	}
 	pw /= float64(max(1, i1-i0)) * float64(d.decim*d.decim)
 	fr.LevelDBFS = 10 * math.Log10(pw+1e-20)
-	if dc.sigL > 0 {
-		fr.SNRdB = 10 * math.Log10(math.Max(dc.sigW-dc.sigL, 1e-9*dc.sigL)/dc.sigL)
-	}
+	fr.SNRdB = dc.snr()
 	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
 }
 
@@ -545,4 +541,29 @@ func insertByReliability(order []int, k int, soft []float32, limit int) []int {
 	}
 	order[i] = k
 	return order
+}
+
+// snr estimates signal over noise energy from the second and fourth
+// moments of the matched filter's output for a constant-envelope signal in
+// complex Gaussian noise: M2 = S+N, M4 = S²+4SN+2N². Only the decided tone
+// is used, so the leakage of one FSK tone into the other's filter (the
+// tones are not orthogonal at h ≈ 0.9) does not cap the estimate, and each
+// tone is measured apart because the channel filter passes them with
+// different gain far off the channel. With the filter spanning one chip,
+// S/N is the chip's Eb/N0.
+func (dc *decoder) snr() float64 {
+	var s, n float64
+	for _, mo := range dc.mom {
+		if mo[0] == 0 {
+			continue
+		}
+		m2, m4 := mo[1]/mo[0], mo[2]/mo[0]
+		st := math.Sqrt(math.Max(0, 2*m2*m2-m4))
+		s += st * mo[0]
+		n += (m2 - st) * mo[0]
+	}
+	if n <= 0 {
+		return 60 // no measurable noise
+	}
+	return math.Min(60, 10*math.Log10(math.Max(s/n, 1e-6)))
 }

@@ -57,6 +57,12 @@ func TestModulatedFrames(t *testing.T) {
 					if !bytes.Equal(f.Data, tel.Data) || f.Mode != modeOf(c) || f.Format != c.Format() {
 						t.Errorf("%s: got %s %s % X", name, f.Mode, f.Format, f.Data)
 					}
+					if math.Abs(f.SNRdB-20) > 1.5 {
+						t.Errorf("%s: SNR estimate %.1f dB, sent 20 dB", name, f.SNRdB)
+					}
+					if lvl := 20 * math.Log10(0.3); math.Abs(f.LevelDBFS-lvl) > 1.5 {
+						t.Errorf("%s: level %.1f dBFS, sent %.1f", name, f.LevelDBFS, lvl)
+					}
 					if math.Abs(f.OffsetHz-off) > 2500 {
 						t.Errorf("%s: offset %.0f Hz, want %.0f", name, f.OffsetHz, off)
 					}
