@@ -44,20 +44,20 @@ var (
 type decoder struct {
 	d *derived
 
-	wc, wd float64      // tone centre and half spacing, rad per decimated sample
-	tabP   []complex64  // e^(−j(wc+wd)m): matched filter of a 1 chip
-	tabM   []complex64  // e^(−j(wc−wd)m): matched filter of a 0 chip
-	soft   []float32    // |C1|²−|C0|² per chip
-	taus   []float64    // chip start per chip (local index)
-	raw    []byte       // on-air bytes
-	out    []byte       // CRC-less bytes before they are handed out
-	blocks []block      // CRC blocks of raw
-	order  []int        // scratch: chip indices by reliability
-	synd   []uint16     // scratch: CRC syndrome of each candidate bit
-	zero   []byte       // scratch for syndrome computation
+	wc, wd float64     // tone centre and half spacing, rad per decimated sample
+	tabP   []complex64 // e^(−j(wc+wd)m): matched filter of a 1 chip
+	tabM   []complex64 // e^(−j(wc−wd)m): matched filter of a 0 chip
+	soft   []float32   // |C1|²−|C0|² per chip
+	taus   []float64   // chip start per chip (local index)
+	raw    []byte      // on-air bytes
+	out    []byte      // CRC-less bytes before they are handed out
+	blocks []block     // CRC blocks of raw
+	order  []int       // scratch: chip indices by reliability
+	synd   []uint16    // scratch: CRC syndrome of each candidate bit
+	zero   []byte      // scratch for syndrome computation
 	// Moments of the decided tone's matched filter per tone (0, 1), for
 	// the SNR estimate: count, Σ|C|², Σ|C|⁴.
-	mom [2][3]float64
+	mom    [2][3]float64
 	stripE error        // last AppendStripped error, for the caller's stats
 	_      [0]complex64 // alignment
 }
