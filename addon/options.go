@@ -170,14 +170,22 @@ func (e *MeterError) Unwrap() error { return e.Err }
 // default. If the file itself cannot be read, the result is Defaults() and an
 // error wrapping ErrOptionsFile, which the caller may treat as fatal.
 func LoadOptions(path string) (Options, []error) {
-	o := Defaults()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return o, []error{fmt.Errorf("%w: %w", ErrOptionsFile, err)}
+		return Defaults(), []error{fmt.Errorf("%w: %w", ErrOptionsFile, err)}
 	}
+	return parseOptions(data, path)
+}
+
+// parseOptions is LoadOptions on the file's content; name is for messages.
+func parseOptions(data []byte, path string) (Options, []error) {
+	o := Defaults()
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return o, []error{fmt.Errorf("%w: %s is not a JSON object: %w", ErrOptionsFile, path, err)}
+		return o, []error{fmt.Errorf("%w: %s is not valid JSON: %w", ErrOptionsFile, path, err)}
+	}
+	if top == nil {
+		return o, []error{fmt.Errorf("%w: %s holds no options object", ErrOptionsFile, path)}
 	}
 	var errs []error
 	report := func(option string, err error) {

@@ -243,7 +243,7 @@ func TestLoadOptionsBadSettings(t *testing.T) {
 }
 
 func TestLoadOptionsFile(t *testing.T) {
-	for _, path := range []string{"testdata/does-not-exist.json", "testdata/options-truncated.json"} {
+	for _, path := range []string{"testdata/does-not-exist.json", "testdata/options-truncated.json", "testdata/options-null.json"} {
 		o, errs := LoadOptions(path)
 		if len(errs) != 1 || !errors.Is(errs[0], ErrOptionsFile) {
 			t.Errorf("%s: got %v, want one ErrOptionsFile", path, errs)
@@ -346,13 +346,8 @@ func FuzzLoadOptions(f *testing.F) {
 		f.Add(data)
 	}
 	sentinels := []error{ErrOptionsFile, ErrBadOption, ErrBadMeterID, ErrBadKey, ErrDuplicateID, ErrBrokerURL}
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		path := filepath.Join(dir, "options.json")
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		o, errs := LoadOptions(path)
+		o, errs := parseOptions(data, "options.json")
 		for _, err := range errs {
 			known := false
 			for _, s := range sentinels {
