@@ -177,7 +177,7 @@ func LoadOptions(path string) (Options, []error) {
 	return parseOptions(data, path)
 }
 
-// parseOptions is LoadOptions on the file's content; name is for messages.
+// parseOptions is LoadOptions on the file's content; path is for messages.
 func parseOptions(data []byte, path string) (Options, []error) {
 	o := Defaults()
 	var top map[string]json.RawMessage
@@ -209,7 +209,7 @@ func parseOptions(data []byte, path string) (Options, []error) {
 	if decodeString(top, "mqtt_username", &s, report) {
 		o.MQTTUsername = s
 	}
-	if decodeString(top, "mqtt_password", &s, report) {
+	if decodeSecret(top, "mqtt_password", &s, report) {
 		o.MQTTPassword = Secret(s)
 	}
 	if decodeString(top, "discovery_prefix", &s, report) {
@@ -229,7 +229,7 @@ func parseOptions(data []byte, path string) (Options, []error) {
 	if decodeString(top, "kem_file", &s, report) {
 		o.KEMFile = s
 	}
-	if decodeString(top, "kem_password", &s, report) {
+	if decodeSecret(top, "kem_password", &s, report) {
 		o.KEMPassword = Secret(s)
 	}
 	if o.KEMFile == "" && o.KEMPassword != "" {
@@ -242,6 +242,16 @@ func parseOptions(data []byte, path string) (Options, []error) {
 // option is present and is a non-empty string (surrounding space trimmed,
 // since the configuration page keeps pasted blanks).
 func decodeString(top map[string]json.RawMessage, name string, dst *string, report func(string, error)) bool {
+	if !decodeSecret(top, name, dst, report) {
+		return false
+	}
+	*dst = strings.TrimSpace(*dst)
+	return *dst != ""
+}
+
+// decodeSecret is decodeString for passwords: their blanks may be meant, so
+// they are kept.
+func decodeSecret(top map[string]json.RawMessage, name string, dst *string, report func(string, error)) bool {
 	raw, ok := top[name]
 	if !ok || string(raw) == "null" {
 		return false
@@ -251,7 +261,6 @@ func decodeString(top map[string]json.RawMessage, name string, dst *string, repo
 		report(name, fmt.Errorf("%w: want text, got %s", ErrBadOption, jsonKind(raw)))
 		return false
 	}
-	s = strings.TrimSpace(s)
 	if s == "" {
 		return false
 	}

@@ -258,7 +258,7 @@ func TestLoadOptionsEmptyValues(t *testing.T) {
 	// What the Supervisor writes for optional options left empty: absent
 	// keys, and blanks pasted into a field.
 	path := filepath.Join(t.TempDir(), "options.json")
-	data := `{"meters":[{"id":" 74493770 ","key":"  "}],"radio":{"device":"","rtl_tcp":null,"frequency":"868.95M","sample_rate":"1.6M","modes":"C1,T1","gain":"auto","ppm":0},"mqtt_url":"  ","discovery_prefix":"homeassistant","log_level":"trace"}`
+	data := `{"meters":[{"id":" 74493770 ","key":"  "}],"radio":{"device":"","rtl_tcp":null,"frequency":"868.95M","sample_rate":"1.6M","modes":"C1,T1","gain":"auto","ppm":0},"mqtt_url":"  ","mqtt_password":" pw ","discovery_prefix":"homeassistant","log_level":"trace"}`
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -274,6 +274,9 @@ func TestLoadOptionsEmptyValues(t *testing.T) {
 	}
 	if o.LogLevel != LevelTrace {
 		t.Errorf("LogLevel = %v, want trace", o.LogLevel)
+	}
+	if o.MQTTPassword != " pw " {
+		t.Error("the blanks of a password were trimmed")
 	}
 	if o.Radio.Input() != "rtlsdr://0" {
 		t.Errorf("Input() = %q", o.Radio.Input())
