@@ -104,22 +104,15 @@ func init() {
 	}
 }
 
-func convertCU8(dst []complex64, src []byte) int {
-	n := min(len(dst), len(src)/2)
-	dst, src = dst[:n], src[:2*n]
-	for i := range dst {
-		s := src[2*i : 2*i+2 : 2*i+2]
-		dst[i] = complex(cu8LUT[s[0]], cu8LUT[s[1]])
-	}
-	return n
-}
+func convertCU8(dst []complex64, src []byte) int { return convertLUT8(dst, src, &cu8LUT) }
+func convertCS8(dst []complex64, src []byte) int { return convertLUT8(dst, src, &cs8LUT) }
 
-func convertCS8(dst []complex64, src []byte) int {
+// The loops below advance slices under a length condition so the compiler
+// drops every bounds check from the body.
+func convertLUT8(dst []complex64, src []byte, lut *[256]float32) int {
 	n := min(len(dst), len(src)/2)
-	dst, src = dst[:n], src[:2*n]
-	for i := range dst {
-		s := src[2*i : 2*i+2 : 2*i+2]
-		dst[i] = complex(cs8LUT[s[0]], cs8LUT[s[1]])
+	for d := dst[:n]; len(d) > 0 && len(src) >= 2; d, src = d[1:], src[2:] {
+		d[0] = complex(lut[src[0]], lut[src[1]])
 	}
 	return n
 }
@@ -129,24 +122,20 @@ func convertCS8(dst []complex64, src []byte) int {
 func convertCS16(dst []complex64, src []byte) int {
 	const scale = 1.0 / 32768
 	n := min(len(dst), len(src)/4)
-	dst, src = dst[:n], src[:4*n]
-	for i := range dst {
-		s := src[4*i : 4*i+4 : 4*i+4]
-		re := int16(binary.LittleEndian.Uint16(s[0:2]))
-		im := int16(binary.LittleEndian.Uint16(s[2:4]))
-		dst[i] = complex(float32(re)*scale, float32(im)*scale)
+	for d := dst[:n]; len(d) > 0 && len(src) >= 4; d, src = d[1:], src[4:] {
+		re := int16(uint16(src[0]) | uint16(src[1])<<8)
+		im := int16(uint16(src[2]) | uint16(src[3])<<8)
+		d[0] = complex(float32(re)*scale, float32(im)*scale)
 	}
 	return n
 }
 
 func convertCF32(dst []complex64, src []byte) int {
 	n := min(len(dst), len(src)/8)
-	dst, src = dst[:n], src[:8*n]
-	for i := range dst {
-		s := src[8*i : 8*i+8 : 8*i+8]
-		re := math.Float32frombits(binary.LittleEndian.Uint32(s[0:4]))
-		im := math.Float32frombits(binary.LittleEndian.Uint32(s[4:8]))
-		dst[i] = complex(re, im)
+	for d := dst[:n]; len(d) > 0 && len(src) >= 8; d, src = d[1:], src[8:] {
+		re := math.Float32frombits(binary.LittleEndian.Uint32(src[0:4]))
+		im := math.Float32frombits(binary.LittleEndian.Uint32(src[4:8]))
+		d[0] = complex(re, im)
 	}
 	return n
 }

@@ -98,7 +98,7 @@ func hintsFromName(path string) (center, rate float64) {
 	base = strings.TrimSuffix(base, filepath.Ext(base))
 	var centers, rates []float64
 	for _, tok := range strings.FieldsFunc(base, func(r rune) bool { return r == '_' || r == '-' || r == ' ' }) {
-		if strings.IndexAny(tok, "kKmMgG") < 0 {
+		if !strings.ContainsAny(tok, "kKmMgG") {
 			continue
 		}
 		v, err := ParseHz(tok)

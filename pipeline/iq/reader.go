@@ -135,6 +135,48 @@ func openStdin(ctx context.Context, opts Options) (Source, error) {
 	return newFileSource(ctx, os.Stdin, Info{Name: name, Format: f, SampleRate: opts.SampleRate, CenterHz: opts.CenterHz}), nil
 }
 
+// NewReaderSource makes a Source of samples read from r, for pipes and
+// tests: opts.Format (default CU8) and opts.SampleRate (required) describe
+// them, opts.CenterHz is passed on. Close closes r when it is an io.Closer.
+func NewReaderSource(r io.Reader, name string, opts Options) (Source, error) {
+	f := opts.Format
+	if f == FormatAuto {
+		f = CU8
+	}
+	if !f.valid() {
+		return nil, fmt.Errorf("%s: %w %s", name, ErrFormat, f)
+	}
+	if opts.SampleRate == 0 {
+		return nil, fmt.Errorf("%s: %w: give it with --rate", name, ErrNoSampleRate)
+	}
+	if err := checkRate(name, opts.SampleRate); err != nil {
+		return nil, err
+	}
+	info := Info{Name: name, Format: f, SampleRate: opts.SampleRate, CenterHz: opts.CenterHz}
+	return &readerSource{sampleReader: newSampleReader(r, f, name, false), r: r, info: info}, nil
+}
+
+type readerSource struct {
+	*sampleReader
+	r    io.Reader
+	info Info
+	once sync.Once
+	cerr error
+}
+
+func (s *readerSource) Info() Info { return s.info }
+
+func (s *readerSource) Close() error {
+	s.once.Do(func() {
+		if c, ok := s.r.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				s.cerr = fmt.Errorf("%s: %w", s.info.Name, err)
+			}
+		}
+	})
+	return s.cerr
+}
+
 func newFileSource(ctx context.Context, f *os.File, info Info) *fileSource {
 	s := &fileSource{ctx: ctx, f: f, info: info}
 	s.sampleReader = newSampleReader(f, info.Format, info.Name, false)

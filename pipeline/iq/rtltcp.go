@@ -122,7 +122,6 @@ type rtltcpSource struct {
 type deadlineReader struct {
 	conn    net.Conn
 	timeout time.Duration
-	name    string
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {

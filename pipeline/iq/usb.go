@@ -77,17 +77,17 @@ func abs(x int) int {
 
 // usbOpenHint explains the librtlsdr open failures a user can fix. gortlsdr
 // maps libusb codes to fixed messages, so the message is all there is.
-func usbOpenHint(msg string) (error, string) {
+func usbOpenHint(msg string) (hint string, sentinel error) {
 	switch {
 	case strings.Contains(msg, "busy"):
-		return ErrDeviceBusy, "another program (rtl_tcp, rtl_433, rtl_sdr, a second gateway) is using it, or the kernel DVB driver " +
-			"holds it (usb_claim_interface error -6): stop that program, or run `sudo rmmod dvb_usb_rtl28xxu` and blacklist it"
+		return "another program (rtl_tcp, rtl_433, rtl_sdr, a second gateway) is using it, or the kernel DVB driver " +
+			"holds it (usb_claim_interface error -6): stop that program, or run `sudo rmmod dvb_usb_rtl28xxu` and blacklist it", ErrDeviceBusy
 	case strings.Contains(msg, "access denied"):
-		return nil, "no permission to open the USB device: install the rtl-sdr udev rules or add the user to the plugdev group"
+		return "no permission to open the USB device: install the rtl-sdr udev rules or add the user to the plugdev group", nil
 	case strings.Contains(msg, "no such device"):
-		return ErrNoDevice, "the dongle disappeared (unplugged or reset)"
+		return "the dongle disappeared (unplugged or reset)", ErrNoDevice
 	case strings.Contains(msg, "input/output"):
-		return nil, "the kernel DVB driver may hold it (try `sudo rmmod dvb_usb_rtl28xxu`), or replug the dongle"
+		return "the kernel DVB driver may hold it (try `sudo rmmod dvb_usb_rtl28xxu`), or replug the dongle", nil
 	}
-	return nil, ""
+	return "", nil
 }

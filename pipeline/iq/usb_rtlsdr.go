@@ -82,7 +82,7 @@ func openUSB(ctx context.Context, sel string, opts Options) (Source, error) {
 	dev, err := rtl.Open(idx)
 	if err != nil {
 		release()
-		sentinel, hint := usbOpenHint(err.Error())
+		hint, sentinel := usbOpenHint(err.Error())
 		switch {
 		case sentinel != nil && hint != "":
 			return nil, fmt.Errorf("%s: %w: %s: %v", name, sentinel, hint, err)
