@@ -57,9 +57,7 @@ type decoder struct {
 	zero   []byte      // scratch for syndrome computation
 	// Moments of the decided tone's matched filter per tone (0, 1), for
 	// the SNR estimate: count, Σ|C|², Σ|C|⁴.
-	mom    [2][3]float64
-	stripE error        // last AppendStripped error, for the caller's stats
-	_      [0]complex64 // alignment
+	mom [2][3]float64
 }
 
 func (dc *decoder) init(d *derived) {

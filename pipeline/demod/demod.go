@@ -36,15 +36,14 @@ type Stats struct {
 
 // phaseState is the detector of one timing phase: every spcI-th tick.
 type phaseState struct {
-	prev   float32      // previous chip sum, for the difference sign
-	diff   uint32       // signs of chip differences; a preamble alternates
-	ring   [32]float32  // last chip sums
-	rp     uint8        // ring write position
-	active bool         // a preamble was seen; looking for the sync word
-	dc     float32      // chip sum of the carrier offset, from the preamble
-	bits   uint32       // hard chips against dc
-	since  int          // chips since the preamble was last seen
-	_      [0]complex64 // keep alignment obvious
+	prev   float32     // previous chip sum, for the difference sign
+	diff   uint32      // signs of chip differences; a preamble alternates
+	ring   [32]float32 // last chip sums
+	rp     uint8       // ring write position
+	active bool        // a preamble was seen; looking for the sync word
+	dc     float32     // chip sum of the carrier offset, from the preamble
+	bits   uint32      // hard chips against dc
+	since  int         // chips since the preamble was last seen
 }
 
 // candidate is a sync word waiting for the rest of its telegram.
