@@ -74,6 +74,8 @@ type Publisher struct {
 	out                                    []outMsg
 	gwAnnounced, gwStateSent, gwOnlineSent bool
 	gwState                                []byte
+	drainReq                               chan chan struct{}
+	drainers                               []chan struct{}
 }
 
 // slot holds the newest not yet processed reading of one meter.
@@ -123,6 +125,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		site:     rc.site,
 		log:      log.With("component", "mqtt"),
 		wake:     make(chan struct{}, 1),
+		drainReq: make(chan chan struct{}),
 		slots:    make(map[wmbus.ID]*slot),
 		meters:   make(map[wmbus.ID]*meterState),
 		removals: make(map[wmbus.ID]bool),
@@ -264,10 +267,13 @@ func (p *Publisher) Run(ctx context.Context) error {
 			p.flush(time.Now())
 			p.shutdown()
 			return nil
+		case ch := <-p.drainReq:
+			p.drainers = append(p.drainers, ch)
 		case <-p.wake:
 		case <-tick.C:
 		}
 		p.flush(time.Now())
+		p.answerDrainers()
 	}
 }
 

@@ -1,0 +1,250 @@
+// Package pipeline connects the stages: a frame source (IQ samples through
+// the demodulator, or telegrams typed as hex) feeds the decoder, whose
+// readings go to whoever publishes them.
+package pipeline
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/iq"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
+)
+
+// Frame is one link-layer frame as it arrived, before decoding.
+type Frame struct {
+	Data  []byte         // with or without link-layer CRCs; the decoder detects which
+	Radio kamstrup.Radio // what the receiver measured; zero for text input
+	Time  time.Time      // when it arrived
+	// Position is the sample index of the frame in a radio stream, or the
+	// line number of a text input.
+	Position int64
+}
+
+// Handler receives what a source produces: frames, and input it had to skip
+// (a line that is not hex, a stalled dongle it recovered from).
+type Handler struct {
+	Frame func(Frame)
+	Skip  func(error)
+}
+
+// Source delivers frames until the input ends (nil), ctx ends (ctx.Err())
+// or the input fails. Live sources are worth reopening after a failure;
+// a recording or a file has simply ended.
+type Source interface {
+	Run(ctx context.Context, h Handler) error
+	Name() string
+	Live() bool
+}
+
+// HexPrefix marks an --input that carries telegrams as text lines.
+const HexPrefix = "hex:"
+
+// RadioOptions configure a radio source: how to open the samples and how
+// to demodulate them.
+type RadioOptions struct {
+	IQ    iq.Options
+	Demod demod.Config
+}
+
+// NewSource opens nothing yet; it picks the source kind for an --input spec:
+// "hex:-", "hex:FILE", "hex:tcp://host:port" for text; anything else (a
+// recording, "-", "rtltcp://…", "rtlsdr://…") is a radio source.
+func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
+	if rest, ok := strings.CutPrefix(spec, HexPrefix); ok {
+		if rest == "" {
+			return nil, fmt.Errorf("input %q: say where the hex lines come from: hex:- (stdin), hex:FILE or hex:tcp://host:port", spec)
+		}
+		return &HexSource{Spec: rest, Stdin: stdin}, nil
+	}
+	if spec == "" {
+		return nil, errors.New("no input: give --input (a recording, -, rtltcp://host:port, rtlsdr://0 or hex:-)")
+	}
+	// Validate the demodulator settings now, so a bad --channel is reported
+	// before a dongle is opened.
+	cfg := ro.Demod
+	if cfg.SampleRate == 0 {
+		cfg.SampleRate = ro.IQ.SampleRate
+	}
+	return &RadioSource{Spec: spec, Stdin: stdin, Options: ro}, nil
+}
+
+// HexSource reads telegrams written as hex, one per line, in any form
+// wmbus.ParseHexLine accepts, from stdin ("-"), a file or a TCP server
+// (ESP32 bridges, serial-to-network dongles).
+type HexSource struct {
+	Spec  string    // "-", a path, or "tcp://host:port"
+	Stdin io.Reader // used for "-"
+}
+
+// Name implements Source.
+func (s *HexSource) Name() string { return HexPrefix + s.Spec }
+
+// Live implements Source: a TCP feed is reopened, a file or stdin ends.
+func (s *HexSource) Live() bool { return strings.HasPrefix(s.Spec, "tcp://") }
+
+// Run implements Source.
+func (s *HexSource) Run(ctx context.Context, h Handler) error {
+	var r io.ReadCloser
+	switch {
+	case s.Spec == "-":
+		r = io.NopCloser(s.Stdin)
+	case strings.HasPrefix(s.Spec, "tcp://"):
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", strings.TrimPrefix(s.Spec, "tcp://"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		r = c
+	default:
+		f, err := os.Open(s.Spec)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		r = f
+	}
+	// The scanner runs in its own goroutine so that a blocked read (stdin,
+	// an idle socket) never delays shutdown; closing r releases it.
+	lines := make(chan lineOrErr)
+	go scanLines(ctx, r, lines)
+	defer r.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case l, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			if l.err != nil {
+				return fmt.Errorf("%s: %w", s.Name(), l.err)
+			}
+			text := strings.TrimSpace(l.text)
+			if text == "" || text[0] == '#' {
+				continue
+			}
+			data, mode, err := wmbus.AppendHexLine(nil, text)
+			if err != nil {
+				h.Skip(fmt.Errorf("%s line %d: %w", s.Name(), l.n, err))
+				continue
+			}
+			f := Frame{Data: data, Time: time.Now(), Position: l.n}
+			f.Radio.Mode = mode
+			h.Frame(f)
+		}
+	}
+}
+
+type lineOrErr struct {
+	text string
+	n    int64
+	err  error
+}
+
+func scanLines(ctx context.Context, r io.Reader, out chan<- lineOrErr) {
+	defer close(out)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 1<<20)
+	var n int64
+	for sc.Scan() {
+		n++
+		select {
+		case out <- lineOrErr{text: sc.Text(), n: n}:
+		case <-ctx.Done():
+			return
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) {
+		select {
+		case out <- lineOrErr{err: err}:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// RadioSource demodulates IQ samples from a recording, stdin, rtl_tcp or a
+// USB dongle.
+type RadioSource struct {
+	Spec    string
+	Stdin   io.Reader
+	Options RadioOptions
+	// Stats of the most recent run, for health reporting.
+	Stats demod.Stats
+}
+
+// Name implements Source.
+func (s *RadioSource) Name() string { return s.Spec }
+
+// Live implements Source: dongles and rtl_tcp are reopened; recordings and
+// stdin end.
+func (s *RadioSource) Live() bool {
+	return strings.HasPrefix(s.Spec, "rtltcp://") || strings.HasPrefix(s.Spec, "rtlsdr://")
+}
+
+// Run implements Source.
+func (s *RadioSource) Run(ctx context.Context, h Handler) error {
+	src, err := openIQ(ctx, s.Spec, s.Stdin, s.Options.IQ)
+	if err != nil {
+		return err
+	}
+	info := src.Info()
+	cfg := s.Options.Demod
+	cfg.SampleRate = info.SampleRate
+	if cfg.CenterHz == 0 {
+		cfg.CenterHz = info.CenterHz
+	}
+	if cfg.CenterHz == 0 {
+		cfg.CenterHz = demod.DefaultChannelHz
+	}
+	dm, err := demod.New(cfg)
+	if err != nil {
+		src.Close()
+		return fmt.Errorf("%s: %w", info.Name, err)
+	}
+	st := iq.NewStream(src, iq.StreamOptions{StallTimeout: s.Options.IQ.StallTimeout})
+	defer st.Close()
+	frames := make([]demod.Frame, 0, 8)
+	emit := func(fs []demod.Frame) {
+		for _, f := range fs {
+			h.Frame(Frame{
+				Data: f.Data,
+				Radio: kamstrup.Radio{Mode: f.Mode.String(), Format: f.Format.String(),
+					LevelDBFS: f.LevelDBFS, SNRdB: f.SNRdB, OffsetHz: f.OffsetHz},
+				Time:     time.Now(),
+				Position: f.Position,
+			})
+		}
+	}
+	defer func() { s.Stats = dm.Stats() }()
+	for {
+		b, err := st.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				emit(dm.Flush(frames[:0]))
+				return nil
+			}
+			return err
+		}
+		frames = dm.Work(b.Samples, frames[:0])
+		st.Release(b)
+		emit(frames)
+	}
+}
+
+// openIQ opens the sample source; "-" reads the given stdin rather than the
+// process's, so tests and pipes behave alike.
+func openIQ(ctx context.Context, spec string, stdin io.Reader, opts iq.Options) (iq.Source, error) {
+	if spec == "-" && stdin != nil && stdin != os.Stdin {
+		return iq.NewReaderSource(stdin, "stdin", opts)
+	}
+	return iq.Open(ctx, spec, opts)
+}
