@@ -261,3 +261,39 @@ func reportRate(b *testing.B, samplesPerOp int) {
 	b.ReportMetric(ns, "ns/sample")
 	b.ReportMetric(1e3/ns, "MS/s")
 }
+
+// FuzzSampleReader feeds arbitrary bytes in arbitrary pieces: whatever the
+// split, the samples equal a direct conversion of the whole and a trailing
+// partial sample is reported.
+func FuzzSampleReader(f *testing.F) {
+	f.Add([]byte{0, 255, 127, 128, 1}, uint8(1), []byte{1, 3})
+	f.Add(randomRecording(CF32, 9, 3), uint8(4), []byte{5, 1, 9})
+	f.Add(randomRecording(CS16, 7, 4), uint8(3), []byte{2})
+	f.Fuzz(func(t *testing.T, data []byte, fb uint8, splits []byte) {
+		format := Format(1 + fb%4)
+		if len(splits) == 0 {
+			splits = []byte{1}
+		}
+		sizes := make([]int, len(splits))
+		for i, s := range splits {
+			sizes[i] = 1 + int(s)
+		}
+		sr := newSampleReader(&chunkedReader{r: bytes.NewReader(data), sizes: sizes}, format, "fuzz", false)
+		got, err := readAll(t, sr, []int{1, 3, 64})
+		want := make([]complex64, len(data)/format.SampleSize())
+		format.Convert(want, data)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d samples, want %d", format, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] && !(isNaN(got[i]) && isNaN(want[i])) {
+				t.Fatalf("%s: sample %d = %v, want %v", format, i, got[i], want[i])
+			}
+		}
+		if partial := len(data)%format.SampleSize() != 0; partial != errors.Is(err, ErrPartialSample) || !partial && err != io.EOF {
+			t.Fatalf("%s: %d bytes ended with %v", format, len(data), err)
+		}
+	})
+}
+
+func isNaN(c complex64) bool { return math.IsNaN(float64(real(c))) || math.IsNaN(float64(imag(c))) }
