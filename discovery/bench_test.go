@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+
 	"encoding/json"
 	"slices"
 	"sync"
@@ -37,8 +39,8 @@ type latencySub struct {
 
 func newLatencySub(b *testing.B, url string) *latencySub {
 	ls := &latencySub{last: map[string]string{}, got: make(chan struct{}, 1<<16)}
-	s := subscribe(b, url)
-	if t := s.client.Subscribe("flowiq/+/state", 1, ls.onMessage); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+	s := brokertest.Subscribe(b, url)
+	if t := s.Client().Subscribe("flowiq/+/state", 1, ls.onMessage); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
 		b.Fatalf("subscribe: %v", t.Error())
 	}
 	return ls
@@ -77,7 +79,7 @@ func (ls *latencySub) report(b *testing.B) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if len(ls.lat) == 0 {
-		b.Fatal("no message received")
+		b.Fatal("no message brokertest.Message")
 	}
 	slices.Sort(ls.lat)
 	q := func(f float64) float64 { return float64(ls.lat[int(f*float64(len(ls.lat)-1))].Microseconds()) }
@@ -86,10 +88,10 @@ func (ls *latencySub) report(b *testing.B) {
 }
 
 func benchPublisher(b *testing.B) (*Publisher, *latencySub) {
-	br := startBroker(b, "")
-	cfg := testConfig(br.url("tcp"))
+	br := brokertest.Start(b, "")
+	cfg := testConfig(br.URL("tcp"))
 	p, _, _ := runPublisher(b, cfg)
-	return p, newLatencySub(b, br.url("tcp"))
+	return p, newLatencySub(b, br.URL("tcp"))
 }
 
 // BenchmarkBrokerLatency: one reading at a time, from Publish (the
@@ -113,7 +115,7 @@ func BenchmarkBrokerLatency(b *testing.B) {
 		select {
 		case <-ls.got:
 		case <-time.After(10 * time.Second):
-			b.Fatalf("reading %d not received", i)
+			b.Fatalf("reading %d not brokertest.Message", i)
 		}
 	}
 	b.ReportMetric(float64(i)/time.Since(start).Seconds(), "publishes/s")

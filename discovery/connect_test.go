@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -125,7 +127,7 @@ func TestDescribeConnError(t *testing.T) {
 }
 
 func TestIntegrationCredentials(t *testing.T) {
-	bin := needMosquitto(t)
+	bin := brokertest.NeedMosquitto(t)
 	passwd := filepath.Join(filepath.Dir(bin), "..", "bin", "mosquitto_passwd")
 	if _, err := os.Stat(passwd); err != nil {
 		if passwd, err = exec.LookPath("mosquitto_passwd"); err != nil {
@@ -137,12 +139,12 @@ func TestIntegrationCredentials(t *testing.T) {
 	if out, err := exec.Command(passwd, "-b", "-c", pwFile, "gateway", "right-pass").CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
 	}
-	b := startBroker(t, "allow_anonymous false\npassword_file "+pwFile+"\n")
+	b := brokertest.Start(t, "allow_anonymous false\npassword_file "+pwFile+"\n")
 
-	cfg := testConfig(b.url("tcp"))
+	cfg := testConfig(b.URL("tcp"))
 	cfg.Username, cfg.Password = "gateway", "wrong-pass"
 	_, lb, stop := runPublisher(t, cfg)
-	waitFor(t, 10*time.Second, "a credentials log line", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "a credentials log line", func() bool {
 		return strings.Contains(lb.String(), "broker refused the credentials (not authorised)")
 	})
 	stop()
@@ -154,7 +156,7 @@ func TestIntegrationCredentials(t *testing.T) {
 	p, _, _ := runPublisher(t, cfg)
 	p.Publish(vectorReadings(t)[0])
 	// The test subscriber has no account, so look at the publisher's side.
-	waitFor(t, 10*time.Second, "connection with the right password", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "connection with the right password", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.connected
@@ -188,7 +190,7 @@ func writeCert(t *testing.T, dir, name string, tmpl *x509.Certificate, parent *x
 }
 
 func TestIntegrationTLS(t *testing.T) {
-	needMosquitto(t)
+	brokertest.NeedMosquitto(t)
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil { // the broker may drop root privileges
 		t.Fatal(err)
@@ -204,19 +206,19 @@ func TestIntegrationTLS(t *testing.T) {
 	writeCert(t, dir, "server", &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, caKey)
-	b := startBroker(t, "certfile "+filepath.Join(dir, "server.pem")+"\nkeyfile "+filepath.Join(dir, "server.key")+"\n")
+	b := brokertest.Start(t, "certfile "+filepath.Join(dir, "server.pem")+"\nkeyfile "+filepath.Join(dir, "server.key")+"\n")
 
-	cfg := testConfig(b.url("ssl"))
+	cfg := testConfig(b.URL("ssl"))
 	cfg.CAFile = filepath.Join(dir, "other-ca.pem")
 	_, lb, stop := runPublisher(t, cfg)
-	waitFor(t, 10*time.Second, "a TLS log line", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "a TLS log line", func() bool {
 		return strings.Contains(lb.String(), "TLS error: the broker's certificate is not signed by a trusted CA")
 	})
 	stop()
 
 	// Plain MQTT against the TLS port.
-	_, lb, stop = runPublisher(t, testConfig(b.url("tcp")))
-	waitFor(t, 10*time.Second, "a log line for plain MQTT on a TLS port", func() bool {
+	_, lb, stop = runPublisher(t, testConfig(b.URL("tcp")))
+	brokertest.WaitFor(t, 10*time.Second, "a log line for plain MQTT on a TLS port", func() bool {
 		s := lb.String()
 		return strings.Contains(s, "broker unreachable") || strings.Contains(s, "connecting to the MQTT broker failed")
 	})
@@ -225,7 +227,7 @@ func TestIntegrationTLS(t *testing.T) {
 	cfg.CAFile = filepath.Join(dir, "ca.pem")
 	p, _, _ := runPublisher(t, cfg)
 	p.Publish(vectorReadings(t)[0])
-	waitFor(t, 10*time.Second, "a TLS connection with the right CA", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "a TLS connection with the right CA", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.connected

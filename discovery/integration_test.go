@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+
 	"encoding/json"
 	"slices"
 	"strings"
@@ -22,43 +24,27 @@ const (
 
 var allTopics = []string{"homeassistant/#", "flowiq/#"}
 
-// retainedSnapshot connects a fresh subscriber and returns what the broker
-// holds retained, topic → payload.
-func retainedSnapshot(t *testing.T, url string) map[string]received {
+// retainedSnapshot returns what the broker holds retained, topic → payload.
+func retainedSnapshot(t *testing.T, url string) map[string]brokertest.Message {
 	t.Helper()
-	s := subscribe(t, url, allTopics...)
-	s.sync()
-	out := map[string]received{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range s.msgs {
-		if m.retained {
-			out[m.topic] = m
-		}
-	}
-	return out
+	return brokertest.Retained(t, url, allTopics...)
 }
 
 // waitRetained polls fresh snapshots until cond holds.
-func waitRetained(t *testing.T, url, what string, cond func(map[string]received) bool) map[string]received {
+func waitRetained(t *testing.T, url, what string, cond func(map[string]brokertest.Message) bool) map[string]brokertest.Message {
 	t.Helper()
-	var snap map[string]received
-	waitFor(t, 20*time.Second, what, func() bool {
-		snap = retainedSnapshot(t, url)
-		return cond(snap)
-	})
-	return snap
+	return brokertest.WaitRetained(t, url, what, cond, allTopics...)
 }
 
-func stateOf(t *testing.T, snap map[string]received, topic string) map[string]any {
+func stateOf(t *testing.T, snap map[string]brokertest.Message, topic string) map[string]any {
 	t.Helper()
 	m, ok := snap[topic]
 	if !ok {
 		return nil
 	}
 	var v map[string]any
-	if err := json.Unmarshal(m.payload, &v); err != nil {
-		t.Fatalf("%s: %s: %v", topic, m.payload, err)
+	if err := json.Unmarshal(m.Payload, &v); err != nil {
+		t.Fatalf("%s: %s: %v", topic, m.Payload, err)
 	}
 	return v
 }
@@ -78,27 +64,27 @@ func componentKeys(t *testing.T, b []byte) []string {
 }
 
 func TestIntegrationVectors(t *testing.T) {
-	b := startBroker(t, "")
-	p, _, _ := runPublisher(t, testConfig(b.url("tcp")))
+	b := brokertest.Start(t, "")
+	p, _, _ := runPublisher(t, testConfig(b.URL("tcp")))
 	rs := vectorReadings(t)
 	for _, r := range rs {
 		p.Publish(r)
 	}
 	last := int(rs[len(rs)-1].AccessNumber)
-	snap := waitRetained(t, b.url("tcp"), "retained discovery and the last state of 74493770", func(s map[string]received) bool {
+	snap := waitRetained(t, b.URL("tcp"), "retained discovery and the last state of 74493770", func(s map[string]brokertest.Message) bool {
 		st, ok := s[meterStateTopic]
 		_, cfg := s[meterCfgTopic]
-		return ok && cfg && accessNumber(t, st.payload) == last
+		return ok && cfg && accessNumber(t, st.Payload) == last
 	})
 	want := []string{"alarm_burst", "alarm_dry", "alarm_history", "alarm_leak", "alarm_reverse", "ambient_temperature",
 		"info_code", "last_seen", "min_water_temperature", "target", "total"}
-	if got := componentKeys(t, snap[meterCfgTopic].payload); !slices.Equal(got, want) {
+	if got := componentKeys(t, snap[meterCfgTopic].Payload); !slices.Equal(got, want) {
 		t.Errorf("entities %q, want %q", got, want)
 	}
 	// The retained config is exactly the pure function's output.
 	wantCfg := must(t)(MeterConfig(testSiteNoVersion(t, "test"), Meter{ID: rs[0].ID}, rs[0].Model, FeaturesOf(&rs[0])))
-	if string(snap[meterCfgTopic].payload) != string(wantCfg.Payload) {
-		t.Errorf("retained config differs from MeterConfig:\n%s\n%s", snap[meterCfgTopic].payload, wantCfg.Payload)
+	if string(snap[meterCfgTopic].Payload) != string(wantCfg.Payload) {
+		t.Errorf("retained config differs from MeterConfig:\n%s\n%s", snap[meterCfgTopic].Payload, wantCfg.Payload)
 	}
 	st := stateOf(t, snap, meterStateTopic)
 	if st["total_m3"] != 8.915 || st["target_m3"] != 8.533 {
@@ -111,8 +97,8 @@ func TestIntegrationVectors(t *testing.T) {
 		t.Errorf("dry_duration %v", st["dry_duration"])
 	}
 	for topic, want := range map[string]string{gwAvailTopic: Online, meterAvailTopic: Online} {
-		if m, ok := snap[topic]; !ok || string(m.payload) != want {
-			t.Errorf("%s = %q (retained %v), want %q", topic, m.payload, ok, want)
+		if m, ok := snap[topic]; !ok || string(m.Payload) != want {
+			t.Errorf("%s = %q (retained %v), want %q", topic, m.Payload, ok, want)
 		}
 	}
 	if _, ok := snap[gwCfgTopic]; !ok {
@@ -128,10 +114,10 @@ func TestIntegrationVectors(t *testing.T) {
 // of messages are not mixed with it.
 func waitOnline(t *testing.T, url string) {
 	t.Helper()
-	s := subscribe(t, url, gwAvailTopic)
-	waitFor(t, 10*time.Second, "gateway online", func() bool {
-		m, ok := s.last(gwAvailTopic)
-		return ok && string(m.payload) == Online
+	s := brokertest.Subscribe(t, url, gwAvailTopic)
+	brokertest.WaitFor(t, 10*time.Second, "gateway online", func() bool {
+		m, ok := s.Last(gwAvailTopic)
+		return ok && string(m.Payload) == Online
 	})
 }
 
@@ -145,17 +131,17 @@ func testSiteNoVersion(t *testing.T, v string) Site {
 }
 
 func TestIntegrationBrokerRestart(t *testing.T) {
-	b := startBroker(t, "")
-	p, lb, _ := runPublisher(t, testConfig(b.url("tcp")))
+	b := brokertest.Start(t, "")
+	p, lb, _ := runPublisher(t, testConfig(b.URL("tcp")))
 	rs := vectorReadings(t)
 	for _, r := range rs[:10] {
 		p.Publish(r)
 	}
-	waitRetained(t, b.url("tcp"), "state before the restart", func(s map[string]received) bool {
+	waitRetained(t, b.URL("tcp"), "state before the restart", func(s map[string]brokertest.Message) bool {
 		st, ok := s[meterStateTopic]
-		return ok && accessNumber(t, st.payload) == int(rs[9].AccessNumber)
+		return ok && accessNumber(t, st.Payload) == int(rs[9].AccessNumber)
 	})
-	b.kill()
+	b.Kill()
 	// Mid-stream: the radio keeps delivering while the broker is gone and
 	// Publish must not block.
 	start := time.Now()
@@ -165,65 +151,65 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Publish blocked for %v with the broker down", d)
 	}
-	waitFor(t, 10*time.Second, "the publisher to notice the lost connection", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "the publisher to notice the lost connection", func() bool {
 		return strings.Contains(lb.String(), "connection to MQTT broker lost")
 	})
-	b.start() // same port, persistence off: nothing retained survives
+	b.Start() // same port, persistence off: nothing retained survives
 	last := int(rs[len(rs)-1].AccessNumber)
-	snap := waitRetained(t, b.url("tcp"), "re-published discovery and the latest state after the restart", func(s map[string]received) bool {
+	snap := waitRetained(t, b.URL("tcp"), "re-published discovery and the latest state after the restart", func(s map[string]brokertest.Message) bool {
 		st, ok := s[meterStateTopic]
 		_, cfg := s[meterCfgTopic]
 		_, gw := s[gwCfgTopic]
-		return ok && cfg && gw && accessNumber(t, st.payload) == last
+		return ok && cfg && gw && accessNumber(t, st.Payload) == last
 	})
-	if string(snap[gwAvailTopic].payload) != Online {
-		t.Errorf("gateway availability after restart: %q", snap[gwAvailTopic].payload)
+	if string(snap[gwAvailTopic].Payload) != Online {
+		t.Errorf("gateway availability after restart: %q", snap[gwAvailTopic].Payload)
 	}
 	if stateOf(t, snap, meterStateTopic)["total_m3"] != 8.915 {
-		t.Errorf("state after restart: %s", snap[meterStateTopic].payload)
+		t.Errorf("state after restart: %s", snap[meterStateTopic].Payload)
 	}
 }
 
 func TestIntegrationReannounce(t *testing.T) {
-	b := startBroker(t, "")
-	p, _, _ := runPublisher(t, testConfig(b.url("tcp")))
-	live := subscribe(t, b.url("tcp"), meterCfgTopic, meterStateTopic)
-	waitOnline(t, b.url("tcp"))
+	b := brokertest.Start(t, "")
+	p, _, _ := runPublisher(t, testConfig(b.URL("tcp")))
+	live := brokertest.Subscribe(t, b.URL("tcp"), meterCfgTopic, meterStateTopic)
+	waitOnline(t, b.URL("tcp"))
 	p.Publish(vectorReadings(t)[0])
-	waitFor(t, 10*time.Second, "first announcement", func() bool { return len(live.all(meterCfgTopic)) > 0 })
-	n := len(live.all(meterCfgTopic))
-	ns := len(live.all(meterStateTopic))
+	brokertest.WaitFor(t, 10*time.Second, "first announcement", func() bool { return len(live.All(meterCfgTopic)) > 0 })
+	n := len(live.All(meterCfgTopic))
+	ns := len(live.All(meterStateTopic))
 	// Home Assistant restarts: it publishes its birth message.
 	sent := time.Now()
-	live.client.Publish("homeassistant/status", 1, false, Online).Wait()
-	waitFor(t, 10*time.Second, "re-announcement after homeassistant/status online", func() bool {
-		return len(live.all(meterCfgTopic)) > n && len(live.all(meterStateTopic)) > ns
+	live.Client().Publish("homeassistant/status", 1, false, Online).Wait()
+	brokertest.WaitFor(t, 10*time.Second, "re-announcement after homeassistant/status online", func() bool {
+		return len(live.All(meterCfgTopic)) > n && len(live.All(meterStateTopic)) > ns
 	})
 	// The delay is part of the contract (HA needs a moment to subscribe).
-	if got := live.all(meterCfgTopic)[n].at.Sub(sent); got < reannounceMin {
+	if got := live.All(meterCfgTopic)[n].At.Sub(sent); got < reannounceMin {
 		t.Errorf("re-announced %v after online, want at least %v", got, reannounceMin)
 	}
 	// "offline" is not a reason to announce.
-	m := len(live.all(meterCfgTopic))
-	live.client.Publish("homeassistant/status", 1, false, "offline").Wait()
+	m := len(live.All(meterCfgTopic))
+	live.Client().Publish("homeassistant/status", 1, false, "offline").Wait()
 	p.Publish(vectorReadings(t)[1]) // a new state; discovery must not repeat
-	waitFor(t, 10*time.Second, "next state", func() bool { return len(live.all(meterStateTopic)) > ns+1 })
+	brokertest.WaitFor(t, 10*time.Second, "next state", func() bool { return len(live.All(meterStateTopic)) > ns+1 })
 	time.Sleep(reannounceMin + reannounceJit) // window in which a wrong re-announce would land
-	if got := len(live.all(meterCfgTopic)); got != m {
+	if got := len(live.All(meterCfgTopic)); got != m {
 		t.Errorf("discovery published %d more times after offline / an unchanged reading", got-m)
 	}
 }
 
 func TestIntegrationMeterRemoved(t *testing.T) {
-	b := startBroker(t, "")
-	p, lb, _ := runPublisher(t, testConfig(b.url("tcp")))
+	b := brokertest.Start(t, "")
+	p, lb, _ := runPublisher(t, testConfig(b.URL("tcp")))
 	other := vectorReadings(t)[0]
 	other.ID = 0x11111111
 	p.SetMeters([]Meter{{ID: 0x74493770}, {ID: other.ID, Name: "Garden"}})
 	p.Publish(vectorReadings(t)[0])
 	p.Publish(other)
 	otherCfg := "homeassistant/device/kamstrup_11111111/config"
-	waitRetained(t, b.url("tcp"), "both meters announced", func(s map[string]received) bool {
+	waitRetained(t, b.URL("tcp"), "both meters announced", func(s map[string]brokertest.Message) bool {
 		_, a := s[meterCfgTopic]
 		_, o := s[otherCfg]
 		_, av := s[meterAvailTopic]
@@ -234,23 +220,23 @@ func TestIntegrationMeterRemoved(t *testing.T) {
 	stranger.ID = 0x22222222
 	p.Publish(stranger)
 
-	live := subscribe(t, b.url("tcp"), meterCfgTopic)
-	live.sync()
-	live.reset()
+	live := brokertest.Subscribe(t, b.URL("tcp"), meterCfgTopic)
+	live.Sync()
+	live.Reset()
 	p.SetMeters([]Meter{{ID: other.ID, Name: "Garden shed"}})
-	waitFor(t, 10*time.Second, "empty config for the removed meter", func() bool {
-		m, ok := live.last(meterCfgTopic)
-		return ok && len(m.payload) == 0
+	brokertest.WaitFor(t, 10*time.Second, "empty config for the removed meter", func() bool {
+		m, ok := live.Last(meterCfgTopic)
+		return ok && len(m.Payload) == 0
 	})
-	snap := waitRetained(t, b.url("tcp"), "removed meter gone, renamed meter re-announced", func(s map[string]received) bool {
+	snap := waitRetained(t, b.URL("tcp"), "removed meter gone, renamed meter re-announced", func(s map[string]brokertest.Message) bool {
 		var c DeviceConfig
 		m, ok := s[otherCfg]
-		return ok && json.Unmarshal(m.payload, &c) == nil && c.Device.Name == "Garden shed"
+		return ok && json.Unmarshal(m.Payload, &c) == nil && c.Device.Name == "Garden shed"
 	})
 	for _, topic := range []string{meterCfgTopic, meterAvailTopic, meterStateTopic,
 		"homeassistant/device/kamstrup_22222222/config", "flowiq/22222222/state"} {
 		if m, ok := snap[topic]; ok {
-			t.Errorf("%s still retained: %q", topic, m.payload)
+			t.Errorf("%s still retained: %q", topic, m.Payload)
 		}
 	}
 	if !strings.Contains(lb.String(), "meter not in the meter list") {
@@ -259,68 +245,68 @@ func TestIntegrationMeterRemoved(t *testing.T) {
 }
 
 func TestIntegrationGatewayStopped(t *testing.T) {
-	b := startBroker(t, "")
-	p, _, stop := runPublisher(t, testConfig(b.url("tcp")))
+	b := brokertest.Start(t, "")
+	p, _, stop := runPublisher(t, testConfig(b.URL("tcp")))
 	p.SetGatewayState(GatewayState{TelegramsReceived: 3, TelegramsDecoded: 2, TelegramsFailed: 1, SDR: "ok"})
-	waitRetained(t, b.url("tcp"), "gateway online", func(s map[string]received) bool {
+	waitRetained(t, b.URL("tcp"), "gateway online", func(s map[string]brokertest.Message) bool {
 		st := stateOf(t, s, gwStateTopic)
-		return string(s[gwAvailTopic].payload) == Online && st != nil && st["telegrams_decoded"] == 2.0
+		return string(s[gwAvailTopic].Payload) == Online && st != nil && st["telegrams_decoded"] == 2.0
 	})
 	stop()
-	snap := retainedSnapshot(t, b.url("tcp"))
-	if m, ok := snap[gwAvailTopic]; !ok || string(m.payload) != Offline {
-		t.Errorf("after shutdown %s = %q (retained %v), want %q", gwAvailTopic, m.payload, ok, Offline)
+	snap := retainedSnapshot(t, b.URL("tcp"))
+	if m, ok := snap[gwAvailTopic]; !ok || string(m.Payload) != Offline {
+		t.Errorf("after shutdown %s = %q (retained %v), want %q", gwAvailTopic, m.Payload, ok, Offline)
 	}
 }
 
 func TestIntegrationMeterSilence(t *testing.T) {
-	b := startBroker(t, "")
-	cfg := testConfig(b.url("tcp"))
+	b := brokertest.Start(t, "")
+	cfg := testConfig(b.URL("tcp"))
 	cfg.MeterTimeout = 500 * time.Millisecond
 	p, _, _ := runPublisher(t, cfg)
-	live := subscribe(t, b.url("tcp"), meterAvailTopic)
-	waitOnline(t, b.url("tcp"))
+	live := brokertest.Subscribe(t, b.URL("tcp"), meterAvailTopic)
+	waitOnline(t, b.URL("tcp"))
 	p.Publish(vectorReadings(t)[0])
-	waitFor(t, 10*time.Second, "online, then offline after the timeout", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "online, then offline after the timeout", func() bool {
 		var seq []string
-		for _, m := range live.all(meterAvailTopic) {
-			seq = append(seq, string(m.payload))
+		for _, m := range live.All(meterAvailTopic) {
+			seq = append(seq, string(m.Payload))
 		}
 		i := slices.Index(seq, Online)
 		return i >= 0 && slices.Index(seq[i:], Offline) > 0
 	})
 	p.Publish(vectorReadings(t)[1])
-	waitFor(t, 10*time.Second, "online again", func() bool {
-		m, ok := live.last(meterAvailTopic)
-		return ok && string(m.payload) == Online
+	brokertest.WaitFor(t, 10*time.Second, "online again", func() bool {
+		m, ok := live.Last(meterAvailTopic)
+		return ok && string(m.Payload) == Online
 	})
 }
 
 func TestIntegrationLowerTotalNotPublished(t *testing.T) {
-	b := startBroker(t, "")
-	p, lb, _ := runPublisher(t, testConfig(b.url("tcp")))
-	live := subscribe(t, b.url("tcp"), meterStateTopic)
-	waitOnline(t, b.url("tcp"))
+	b := brokertest.Start(t, "")
+	p, lb, _ := runPublisher(t, testConfig(b.URL("tcp")))
+	live := brokertest.Subscribe(t, b.URL("tcp"), meterStateTopic)
+	waitOnline(t, b.URL("tcp"))
 	rs := vectorReadings(t)
 	p.Publish(rs[0])
-	waitFor(t, 10*time.Second, "first state", func() bool { return len(live.all(meterStateTopic)) >= 1 })
+	brokertest.WaitFor(t, 10*time.Second, "first state", func() bool { return len(live.All(meterStateTopic)) >= 1 })
 	lower := rs[1]
 	lower.Set(kamstrup.Total, kamstrup.Value{V: 8.000, Known: true})
 	p.Publish(lower)
 	higher := rs[2]
 	higher.Set(kamstrup.Total, kamstrup.Value{V: 8.916, Known: true})
 	// Let the lower one be processed on its own before the next arrives.
-	waitFor(t, 10*time.Second, "warning about the lower total", func() bool {
+	brokertest.WaitFor(t, 10*time.Second, "warning about the lower total", func() bool {
 		return strings.Contains(lb.String(), "total volume lower than the last published one")
 	})
 	p.Publish(higher)
-	waitFor(t, 10*time.Second, "the higher state", func() bool {
-		m, ok := live.last(meterStateTopic)
-		return ok && jsonField(t, m.payload, "total_m3") == 8.916
+	brokertest.WaitFor(t, 10*time.Second, "the higher state", func() bool {
+		m, ok := live.Last(meterStateTopic)
+		return ok && jsonField(t, m.Payload, "total_m3") == 8.916
 	})
-	for _, m := range live.all(meterStateTopic) {
-		if jsonField(t, m.payload, "total_m3") == 8.0 {
-			t.Errorf("lower total published: %s", m.payload)
+	for _, m := range live.All(meterStateTopic) {
+		if jsonField(t, m.Payload, "total_m3") == 8.0 {
+			t.Errorf("lower total published: %s", m.Payload)
 		}
 	}
 	if !strings.Contains(lb.String(), "level=WARN") {
@@ -332,11 +318,8 @@ func TestIntegrationLowerTotalNotPublished(t *testing.T) {
 // once, the log says why nothing goes out, and the newest reading of each
 // meter is delivered when the broker appears.
 func TestIntegrationUnreachableThenUp(t *testing.T) {
-	needMosquitto(t)
-	port := freePort(t)
-	b := &broker{tb: t, bin: needMosquitto(t), dir: t.TempDir(), port: port}
-	t.Cleanup(b.stop)
-	p, lb, _ := runPublisher(t, testConfig(b.url("tcp")))
+	b := brokertest.Prepare(t, "")
+	p, lb, _ := runPublisher(t, testConfig(b.URL("tcp")))
 	rs := vectorReadings(t)
 	start := time.Now()
 	for i := range 5000 {
@@ -348,14 +331,14 @@ func TestIntegrationUnreachableThenUp(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("5000 Publish calls took %v with no broker", d)
 	}
-	waitFor(t, 10*time.Second, "an 'unreachable' log line", func() bool { return strings.Contains(lb.String(), "broker unreachable") })
-	b.start()
-	waitRetained(t, b.url("tcp"), "the newest reading of every meter", func(s map[string]received) bool {
+	brokertest.WaitFor(t, 10*time.Second, "an 'unreachable' log line", func() bool { return strings.Contains(lb.String(), "broker unreachable") })
+	b.Start()
+	waitRetained(t, b.URL("tcp"), "the newest reading of every meter", func(s map[string]brokertest.Message) bool {
 		for m := range 50 {
 			id := wmbus.ID(0x10000000 + m)
 			st, ok := s["flowiq/"+id.String()+"/state"]
 			// the last i with i%50 == m is 4950+m
-			if !ok || accessNumber(t, st.payload) != (4950+m)&0xFF {
+			if !ok || accessNumber(t, st.Payload) != (4950+m)&0xFF {
 				return false
 			}
 		}
@@ -367,28 +350,28 @@ func TestIntegrationUnreachableThenUp(t *testing.T) {
 // retained device from the earlier run: the next run removes it, and
 // leaves devices of other gateways alone.
 func TestIntegrationLeftoverDeviceRemoved(t *testing.T) {
-	b := startBroker(t, "")
+	b := brokertest.Start(t, "")
 	rs := vectorReadings(t)
 	other := rs[0]
 	other.ID = 0x11111111
-	p, _, stop := runPublisher(t, testConfig(b.url("tcp")))
+	p, _, stop := runPublisher(t, testConfig(b.URL("tcp")))
 	p.Publish(rs[0])
 	p.Publish(other)
 	foreignCfg := "homeassistant/device/kamstrup_33333333/config"
 	foreign := must(t)(MeterConfig(Site{DiscoveryPrefix: "homeassistant", BaseTopic: "other", GatewayID: "other_gateway"},
 		Meter{ID: 0x33333333}, "flowIQ 2101", FeaturesOf(&rs[0])))
-	live := subscribe(t, b.url("tcp"))
-	live.client.Publish(foreignCfg, 1, true, foreign.Payload).Wait()
-	waitRetained(t, b.url("tcp"), "first run announced both meters", func(s map[string]received) bool {
+	live := brokertest.Subscribe(t, b.URL("tcp"))
+	live.Client().Publish(foreignCfg, 1, true, foreign.Payload).Wait()
+	waitRetained(t, b.URL("tcp"), "first run announced both meters", func(s map[string]brokertest.Message) bool {
 		_, a := s[meterCfgTopic]
 		_, o := s["homeassistant/device/kamstrup_11111111/config"]
 		return a && o
 	})
 	stop()
 
-	p, _, _ = runPublisher(t, testConfig(b.url("tcp")))
+	p, _, _ = runPublisher(t, testConfig(b.URL("tcp")))
 	p.SetMeters([]Meter{{ID: other.ID}})
-	snap := waitRetained(t, b.url("tcp"), "leftover device of 74493770 removed", func(s map[string]received) bool {
+	snap := waitRetained(t, b.URL("tcp"), "leftover device of 74493770 removed", func(s map[string]brokertest.Message) bool {
 		_, a := s[meterCfgTopic]
 		_, st := s[meterStateTopic]
 		return !a && !st
