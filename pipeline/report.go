@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sync"
@@ -117,7 +118,7 @@ func (r *Reporter) Report(err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log.Log(nil, level, msg, attrs...)
+	log.Log(context.Background(), level, msg, attrs...)
 }
 
 func hintFor(kind string, known bool) string {
