@@ -228,4 +228,3 @@ func pad(s string, n int) string {
 	}
 	return s
 }
-
