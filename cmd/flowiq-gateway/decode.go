@@ -191,7 +191,7 @@ func (d *decodeRun) line(where, s string) {
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, kamstrup.ErrAwaitingFullFrame) && !isJoined(err):
+	case errors.Is(err, kamstrup.ErrAwaitingFullFrame) && !errors.Is(err, kamstrup.ErrQueueFull) && !isJoined(err):
 		// Kept by the decoder: counted as failed only if still waiting at the end.
 		fmt.Fprintf(d.e.stderr, "%s: %v\n", where, err)
 	default:

@@ -22,6 +22,9 @@ var (
 	ErrFrame = errors.New("bad application data")
 	// ErrUnsupportedCI: an application CI that carries no meter readings.
 	ErrUnsupportedCI = errors.New("application CI carries no readings")
+	// ErrQueueFull comes with ErrAwaitingFullFrame when a compact frame
+	// was lost to the queue bounds (the new one or the oldest kept).
+	ErrQueueFull = errors.New("queue full")
 )
 
 const (
@@ -58,8 +61,9 @@ type format struct {
 
 // Decoder turns Telegrams into Readings. It keeps the format table (known
 // and learned) and the queue of compact frames waiting for a full frame.
-// Its methods are safe for concurrent use; Decode's results are valid until
-// the next Decode.
+// One goroutine decodes; Save, Load, Pending, Learned and Dirty may be
+// called from others meanwhile. Decode's results are valid until the next
+// Decode.
 type Decoder struct {
 	mu      sync.Mutex
 	formats map[uint16][]format
@@ -302,7 +306,7 @@ func (d *Decoder) enqueue(t *wmbus.Telegram, app []byte, sig uint16, at time.Tim
 		}
 		if q == nil {
 			if len(d.queues) >= MaxQueuedMeters {
-				return fmt.Errorf("%w: format %02X%02X unknown, and %d meters already have frames waiting: not kept", ErrAwaitingFullFrame, app[0], app[1], MaxQueuedMeters)
+				return fmt.Errorf("%w: format %02X%02X unknown; %w: %d meters already have frames waiting, this one is not kept", ErrAwaitingFullFrame, app[0], app[1], ErrQueueFull, MaxQueuedMeters)
 			}
 			q = &meterQueue{}
 			d.queues = append(d.queues, q)
@@ -325,7 +329,7 @@ func (d *Decoder) enqueue(t *wmbus.Telegram, app []byte, sig uint16, at time.Tim
 	e.n = copy(e.app[:], app)
 	e.sig, e.at, e.radio = sig, at, radio
 	if dropped >= 0 {
-		return fmt.Errorf("%w: format %02X%02X unknown; frame kept, the oldest kept one (access number %d) dropped", ErrAwaitingFullFrame, app[0], app[1], dropped)
+		return fmt.Errorf("%w: format %02X%02X unknown; frame kept; %w: the oldest kept one (access number %d) dropped", ErrAwaitingFullFrame, app[0], app[1], ErrQueueFull, dropped)
 	}
 	return fmt.Errorf("%w: format %02X%02X unknown; frame kept", ErrAwaitingFullFrame, app[0], app[1])
 }

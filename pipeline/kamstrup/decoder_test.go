@@ -521,7 +521,7 @@ func TestQueueBound(t *testing.T) {
 		}
 		_, err = d.Decode(&tg, time.Time{}, Radio{})
 	}
-	if !errors.Is(err, ErrAwaitingFullFrame) || !strings.Contains(err.Error(), "access number 0) dropped") || d.Pending() != MaxQueuedPerMeter {
+	if !errors.Is(err, ErrAwaitingFullFrame) || !errors.Is(err, ErrQueueFull) || !strings.Contains(err.Error(), "access number 0) dropped") || d.Pending() != MaxQueuedPerMeter {
 		t.Fatalf("%v, pending %d", err, d.Pending())
 	}
 }

@@ -340,7 +340,12 @@ func (r *Record) Float() (float64, error) {
 			return 0, fmt.Errorf("%w: real needs 4 bytes", ErrValue)
 		}
 		u := uint32(r.Data[0]) | uint32(r.Data[1])<<8 | uint32(r.Data[2])<<16 | uint32(r.Data[3])<<24
-		return float64(math.Float32frombits(u)), nil
+		v := float64(math.Float32frombits(u))
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			// No reading is infinite; NaN/Inf mark a value the meter could not give.
+			return 0, fmt.Errorf("%w: real %X is not a finite number", ErrValue, r.Data)
+		}
+		return v, nil
 	}
 	v, err := r.Int()
 	return float64(v), err

@@ -249,6 +249,12 @@ func TestRecordErrors(t *testing.T) {
 	if _, err := r.Int(); !errors.Is(err, ErrValue) {
 		t.Errorf("bad BCD: %v", err)
 	}
+	for _, bits := range []string{"0000C07F", "0000807F", "000080FF"} { // NaN, +Inf, -Inf
+		r := Record{Type: TypeReal32, Data: mustHex(t, bits)}
+		if _, err := r.Scaled(); !errors.Is(err, ErrValue) {
+			t.Errorf("real %s: %v", bits, err)
+		}
+	}
 }
 
 func TestIterAllocs(t *testing.T) {

@@ -163,6 +163,22 @@ type Parser struct {
 func (p *Parser) Parse(frame []byte, keys KeyFunc, t *Telegram) error {
 	*t = Telegram{}
 	plain, f, err := AppendDetect(p.buf[:0], frame)
+	return p.parse(frame, plain, f, err, keys, t)
+}
+
+// ParseForm is Parse for a frame whose form the caller knows (a
+// demodulator that saw the sync word): no detection, so a CRC-less frame
+// can never be mistaken for format B by a chance CRC match.
+func (p *Parser) ParseForm(frame []byte, f Format, keys KeyFunc, t *Telegram) error {
+	*t = Telegram{}
+	plain, err := AppendStripped(p.buf[:0], frame, f)
+	if err == nil && len(plain) < headerLen+1 {
+		err = fmt.Errorf("%w: %d bytes, a telegram has at least %d", ErrShort, len(plain), headerLen+1)
+	}
+	return p.parse(frame, plain, f, err, keys, t)
+}
+
+func (p *Parser) parse(frame, plain []byte, f Format, err error, keys KeyFunc, t *Telegram) error {
 	if err != nil {
 		if len(frame) >= 8 {
 			return &MeterError{ID: idAt(frame[4:8]), Err: err}

@@ -176,6 +176,29 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseForm(t *testing.T) {
+	raw := mustHex(t, seedFrame)
+	key := mustHex(t, seedKey)
+	keys := KeyFunc(func(ID) ([]byte, bool) { return key, true })
+	plain, _, _ := Detect(raw)
+	var p Parser
+	var tg Telegram
+	for _, tc := range []struct {
+		in []byte
+		f  Format
+	}{{raw, FormatB}, {plain, FormatNone}, {encode(plain, FormatA), FormatA}} {
+		if err := p.ParseForm(tc.in, tc.f, keys, &tg); err != nil || tg.Format != tc.f || tg.AppCI != 0x79 {
+			t.Errorf("%s: %v", tc.f, err)
+		}
+	}
+	if err := p.ParseForm(raw, FormatA, keys, &tg); !errors.Is(err, ErrLength) || !strings.HasPrefix(err.Error(), "meter 74493770: ") {
+		t.Errorf("B frame as A: %v", err)
+	}
+	if err := p.ParseForm(raw[:5], FormatNone, keys, &tg); !errors.Is(err, ErrLength) && !errors.Is(err, ErrShort) {
+		t.Errorf("short: %v", err)
+	}
+}
+
 func TestParseFormatA(t *testing.T) {
 	raw := mustHex(t, seedFrame)
 	key := mustHex(t, seedKey)
