@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -316,4 +317,36 @@ func BenchmarkPipelineHex(b *testing.B) {
 		p.handle(Frame{Data: raws[i%len(raws)]})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "telegrams/s")
+}
+
+// Telegrams from a network bridge (an ESP32 printing hex lines over TCP).
+func TestHexSourceTCP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	tg := telegrams(t)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for _, s := range tg[:5] {
+			io.WriteString(c, s+"\r\n")
+		}
+	}()
+	src, err := NewSource("hex:tcp://"+l.Addr().String(), nil, RadioOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !src.Live() {
+		t.Error("a TCP feed is live: it must be reopened when it drops")
+	}
+	var c collected
+	err = src.Run(context.Background(), Handler{Frame: func(f Frame) { c.frames = append(c.frames, f) }, Skip: func(err error) { t.Error(err) }})
+	if err != nil || len(c.frames) != 5 {
+		t.Fatalf("%d frames, err %v", len(c.frames), err)
+	}
 }

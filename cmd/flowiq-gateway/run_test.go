@@ -210,7 +210,8 @@ func TestRunBadFlags(t *testing.T) {
 }
 
 // The daemon with a broker: the 35 telegrams in → discovery and state
-// retained; the gateway stopping leaves "offline" retained.
+// retained; the meter removed from the list → its device removed; the
+// gateway stopping leaves "offline" retained.
 func TestRunPublishesToBroker(t *testing.T) {
 	b := brokertest.Start(t, "")
 	frames := seedFrames(t)
@@ -245,6 +246,15 @@ func TestRunPublishesToBroker(t *testing.T) {
 	if !bytes.Contains(snap["flowiq/74493770/state"].Payload, []byte(`"alarms":["DRY"]`)) {
 		t.Errorf("state without DRY: %s", snap["flowiq/74493770/state"].Payload)
 	}
+
+	// The meter leaves the list: its device is removed (empty retained
+	// config) while the gateway runs.
+	writeByRename(t, list, "# no meters\n")
+	brokertest.WaitRetained(t, b.URL("tcp"), "the device config removed", func(s map[string]brokertest.Message) bool {
+		_, ok := s["homeassistant/device/kamstrup_74493770/config"]
+		return !ok
+	}, "homeassistant/#")
+
 	if code := d.exit(); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
