@@ -165,8 +165,22 @@ func (p *Publisher) Site() Site { return p.site }
 // Publish queues r and returns at once. Only the newest reading per meter
 // is kept until it is sent, so a slow or absent broker loses nothing that
 // is still true. It does not allocate once a meter has a slot.
-func (p *Publisher) Publish(r kamstrup.Reading) {
-	now := time.Now()
+func (p *Publisher) Publish(r kamstrup.Reading) { p.publishAt(r, time.Now()) }
+
+// Restore hands over a meter's last reading from before a restart: it is
+// announced and published like a new one (so a broker without persistence
+// gets it back, and a later lower total is still caught), but the meter
+// counts as last heard at the reading's own time, so one that stays silent
+// turns unavailable after MeterTimeout as before.
+func (p *Publisher) Restore(r kamstrup.Reading) {
+	at := r.Time
+	if at.IsZero() {
+		at = time.Now().Add(-p.cfg.MeterTimeout)
+	}
+	p.publishAt(r, at)
+}
+
+func (p *Publisher) publishAt(r kamstrup.Reading, now time.Time) {
 	p.mu.Lock()
 	if p.listSet {
 		if m, ok := p.list[r.ID]; !ok || m.Disabled {

@@ -38,7 +38,7 @@ type gatewayConfig struct {
 	metersPath string         // "" = no meter list file
 	overlay    []meters.Meter // meters from elsewhere (add-on options), winning over the file
 	mqtt       *discovery.Config
-	stateDir   string // learned formats; "" = none
+	stateDir   string // learned formats and last readings; "" = none
 	logFrames  bool   // log every frame heard at debug level
 }
 
@@ -52,7 +52,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	mqttPass := fs.String("mqtt-password", "", "MQTT password (prefer the meter list's [mqtt] or MQTT_PASSWORD)")
 	prefix := fs.String("discovery-prefix", "", "Home Assistant discovery prefix (default homeassistant)")
 	base := fs.String("base-topic", "", "base topic for state (default flowiq)")
-	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats, so a restart need not wait for full frames")
+	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: flowiq-gateway run [--meters FILE] [--input SPEC] [--mqtt URL] [flags]")
@@ -168,14 +168,28 @@ func runGateway(ctx context.Context, e *env, cfg gatewayConfig) error {
 			log.Info("learned formats loaded", "file", formatsPath, "formats", n)
 		}
 	}
-	saveFormats := func() {
+	var last *lastReadings
+	var restored []kamstrup.Reading
+	if cfg.stateDir != "" {
+		last = newLastReadings(filepath.Join(cfg.stateDir, "last-readings.json"))
+		var err error
+		if restored, err = last.load(); err != nil {
+			log.Warn("last readings not (all) restored", "err", err)
+		}
+	}
+	saveState := func() {
 		if formatsPath != "" && dec.Dirty() {
 			if err := dec.Save(formatsPath); err != nil {
 				log.Warn("saving learned formats", "err", err)
 			}
 		}
+		if last != nil {
+			if err := last.save(); err != nil {
+				log.Warn("saving last readings", "err", err)
+			}
+		}
 	}
-	defer saveFormats()
+	defer saveState()
 
 	// Output: the publisher, or JSON lines on stdout.
 	var pub *discovery.Publisher
@@ -200,6 +214,12 @@ func runGateway(ctx context.Context, e *env, cfg gatewayConfig) error {
 	defer stopPub()
 	if pub != nil {
 		setPublisherMeters(pub, current())
+		for _, r := range restored {
+			pub.Restore(r)
+		}
+		if len(restored) > 0 {
+			log.Info("last readings restored", "meters", len(restored))
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -240,6 +260,9 @@ func runGateway(ctx context.Context, e *env, cfg gatewayConfig) error {
 				r.Model = m.Model
 			}
 			out(*r)
+			if last != nil {
+				last.put(r)
+			}
 		},
 		Problem: rep.Report,
 		Log:     log,
@@ -262,7 +285,7 @@ func runGateway(ctx context.Context, e *env, cfg gatewayConfig) error {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				saveFormats()
+				saveState()
 			}
 		}
 	}()

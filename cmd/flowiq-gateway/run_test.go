@@ -262,3 +262,39 @@ func TestRunPublishesToBroker(t *testing.T) {
 		return string(s["flowiq/status"].Payload) == "offline"
 	}, "flowiq/#")
 }
+
+// The last reading of each meter survives a restart: a second run, with a
+// broker that lost everything, publishes it again before any telegram.
+func TestRunRestoresLastReadings(t *testing.T) {
+	b := brokertest.Start(t, "")
+	frames := seedFrames(t)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "meters.toml")
+	if err := os.WriteFile(list, []byte("[[meter]]\nid = \"74493770\"\nkey = \"44E9112D06BD762EC2BFECE57E487C9B\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	args := []string{"run", "--meters", list, "--input", "hex:-", "--mqtt", b.URL("tcp"), "--state", state}
+	d := startDaemon(t, args...)
+	d.send(frames[:3]...)
+	brokertest.WaitRetained(t, b.URL("tcp"), "the first run's state", func(s map[string]brokertest.Message) bool {
+		return bytes.Contains(s["flowiq/74493770/state"].Payload, []byte(`"access_number":182`))
+	}, "flowiq/#")
+	if code := d.exit(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	saved, err := os.ReadFile(filepath.Join(state, "last-readings.json"))
+	if err != nil || !bytes.Contains(saved, []byte(`"access_number":182`)) {
+		t.Fatalf("saved state: %s, %v", saved, err)
+	}
+
+	b.Stop()
+	b.Start() // persistence off: the broker forgot everything
+	d2 := startDaemon(t, args...)
+	brokertest.WaitRetained(t, b.URL("tcp"), "the restored state", func(s map[string]brokertest.Message) bool {
+		return bytes.Contains(s["flowiq/74493770/state"].Payload, []byte(`"access_number":182`)) &&
+			len(s["homeassistant/device/kamstrup_74493770/config"].Payload) > 0
+	}, "flowiq/#", "homeassistant/#")
+	d2.waitOutput(d2.stderr, "last readings restored", 1)
+	d2.exit()
+}
