@@ -396,7 +396,7 @@ func TestDefaultsMatchInput(t *testing.T) {
 		t.Errorf("default input %q", d.Radio.Input())
 	}
 	s := d.Radio.Settings()
-	if s.Input != "rtlsdr://0" || s.Center != "868.95M" || s.Rate != "1.6M" || s.Gain != "auto" || s.PPM == nil || *s.PPM != 0 ||
+	if s.Input != "rtlsdr://0" || s.Center != "868.95M" || s.Channel != "868.95M" || s.Rate != "1.6M" || s.Gain != "auto" || s.PPM == nil || *s.PPM != 0 ||
 		!reflect.DeepEqual(s.Modes, []string{"C1", "T1"}) {
 		t.Errorf("Settings() = %+v", s)
 	}

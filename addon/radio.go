@@ -49,16 +49,19 @@ func (r Radio) Input() string {
 }
 
 // Settings returns the radio settings in the form of the [radio] section of
-// meters.toml, which the run command merges with its flags.
+// meters.toml, which the run command merges with its flags. The frequency
+// option is the meters' channel as well as the tuning: left to its 868.95 MHz
+// default, the channel would fall outside the band captured at 923 MHz.
 func (r Radio) Settings() meters.Radio {
 	ppm := r.PPM
 	return meters.Radio{
-		Input:  r.Input(),
-		Center: r.Frequency,
-		Rate:   r.SampleRate,
-		Gain:   r.Gain,
-		PPM:    &ppm,
-		Modes:  append([]string(nil), r.Modes...),
+		Input:   r.Input(),
+		Center:  r.Frequency,
+		Channel: r.Frequency,
+		Rate:    r.SampleRate,
+		Gain:    r.Gain,
+		PPM:     &ppm,
+		Modes:   append([]string(nil), r.Modes...),
 	}
 }
 
