@@ -112,7 +112,12 @@ func (p *Pipeline) handle(f Frame) {
 	if keys == nil {
 		keys = noKeys
 	}
-	err := p.parser.Parse(f.Data, keys, &p.telegram)
+	var err error
+	if f.Stripped {
+		err = p.parser.ParseForm(f.Data, wmbus.FormatNone, keys, &p.telegram)
+	} else {
+		err = p.parser.Parse(f.Data, keys, &p.telegram)
+	}
 	if p.Frame != nil {
 		if err != nil {
 			p.Frame(f, nil, err)

@@ -22,9 +22,12 @@ import (
 
 // Frame is one link-layer frame as it arrived, before decoding.
 type Frame struct {
-	Data  []byte         // with or without link-layer CRCs; the decoder detects which
-	Radio kamstrup.Radio // what the receiver measured; zero for text input
-	Time  time.Time      // when it arrived
+	Data []byte // with or without link-layer CRCs; the decoder detects which
+	// Stripped says Data is already CRC-less (a demodulator checked and
+	// removed the CRCs), so no detection is needed.
+	Stripped bool
+	Radio    kamstrup.Radio // what the receiver measured; zero for text input
+	Time     time.Time      // when it arrived
 	// Position is the sample index of the frame in a radio stream, or the
 	// line number of a text input.
 	Position int64
@@ -216,7 +219,8 @@ func (s *RadioSource) Run(ctx context.Context, h Handler) error {
 	emit := func(fs []demod.Frame) {
 		for _, f := range fs {
 			h.Frame(Frame{
-				Data: f.Data,
+				Data:     f.Data,
+				Stripped: true,
 				Radio: kamstrup.Radio{Mode: f.Mode.String(), Format: f.Format.String(),
 					LevelDBFS: f.LevelDBFS, SNRdB: f.SNRdB, OffsetHz: f.OffsetHz},
 				Time:     time.Now(),

@@ -290,7 +290,6 @@ func WaitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-
 // Client is the subscriber's MQTT client, for extra subscriptions or
 // publications of a test.
 func (s *Subscriber) Client() mqtt.Client { return s.client }
