@@ -350,3 +350,18 @@ func TestHexSourceTCP(t *testing.T) {
 		t.Fatalf("%d frames, err %v", len(c.frames), err)
 	}
 }
+
+// A channel the tuning cannot reach is reported before anything is opened.
+func TestNewSourceChecksTuning(t *testing.T) {
+	ro := RadioOptions{}
+	ro.IQ.SampleRate, ro.IQ.CenterHz = 1.6e6, 923e6
+	ro.Demod.CenterHz = 923e6
+	_, err := NewSource("rtlsdr://0", nil, ro)
+	if err == nil || !strings.Contains(err.Error(), "rtlsdr://0") {
+		t.Fatalf("err = %v, want the 868.95 MHz channel refused at 923 MHz", err)
+	}
+	ro.Demod.ChannelHz = 923.1e6
+	if _, err := NewSource("rtlsdr://0", nil, ro); err != nil {
+		t.Fatalf("923.1 MHz within 1.6 MS/s of 923 MHz: %v", err)
+	}
+}

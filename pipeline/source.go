@@ -72,11 +72,14 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 	if spec == "" {
 		return nil, errors.New("no input: give --input (a recording, -, rtltcp://host:port, rtlsdr://0 or hex:-)")
 	}
-	// Validate the demodulator settings now, so a bad --channel is reported
-	// before a dongle is opened.
-	cfg := ro.Demod
-	if cfg.SampleRate == 0 {
+	// Check the demodulator settings now when they are all known (a radio
+	// tuned by us), so a bad --channel is reported before a dongle opens.
+	// A recording's rate and centre may come from its name, checked at Run.
+	if cfg := ro.Demod; ro.IQ.SampleRate != 0 && cfg.CenterHz != 0 {
 		cfg.SampleRate = ro.IQ.SampleRate
+		if _, err := demod.New(cfg); err != nil {
+			return nil, fmt.Errorf("input %s: %w", spec, err)
+		}
 	}
 	return &RadioSource{Spec: spec, Stdin: stdin, Options: ro}, nil
 }

@@ -130,13 +130,7 @@ func (p *framePrinter) frame(f pipeline.Frame, t *wmbus.Telegram, err error) {
 		lvl, snr, off := round1(f.Radio.LevelDBFS), round1(f.Radio.SNRdB), int(f.Radio.OffsetHz)
 		lf.LevelDBFS, lf.SNRdB, lf.OffsetHz = &lvl, &snr, &off
 	}
-	var h wmbus.Header
-	var herr error
-	if t != nil {
-		h = t.Header
-	} else {
-		h, herr = wmbus.ParseHeader(data)
-	}
+	h, herr := frameHeader(f, t)
 	if herr == nil {
 		lf.Manufacturer, lf.ID = h.Manufacturer.String(), h.ID.String()
 		lf.Version, lf.DeviceType = fmt.Sprintf("0x%02X", h.Version), fmt.Sprintf("0x%02X", h.DeviceType)

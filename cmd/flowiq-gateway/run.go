@@ -358,14 +358,33 @@ func gatewayState(s *pipeline.Stats) discovery.GatewayState {
 // meter's ID (see DOCS.md).
 func logFrame(log *slog.Logger, f pipeline.Frame, t *wmbus.Telegram, err error) {
 	attrs := []any{"mode", f.Radio.Mode, "level_dbfs", round1(f.Radio.LevelDBFS), "offset_hz", int(f.Radio.OffsetHz)}
-	if t != nil {
-		h := t.Header
+	h, herr := frameHeader(f, t)
+	if herr == nil {
 		attrs = append(attrs, "id", h.ID.String(), "manufacturer", h.Manufacturer.String(),
 			"version", fmt.Sprintf("0x%02X", h.Version), "type", fmt.Sprintf("0x%02X", h.DeviceType))
-	} else if id, ok := wmbus.ErrorMeter(err); ok {
-		attrs = append(attrs, "id", id.String(), "decode", err.Error())
+	}
+	if err != nil {
+		attrs = append(attrs, "decode", err.Error())
 	}
 	log.Debug("frame", attrs...)
+}
+
+// frameHeader returns a frame's link-layer header: from the telegram when it
+// parsed, else read from the bytes (a meter without a key still shows who
+// it is).
+func frameHeader(f pipeline.Frame, t *wmbus.Telegram) (wmbus.Header, error) {
+	if t != nil {
+		return t.Header, nil
+	}
+	data := f.Data
+	if !f.Stripped {
+		plain, _, err := wmbus.Detect(f.Data)
+		if err != nil {
+			return wmbus.Header{}, err
+		}
+		data = plain
+	}
+	return wmbus.ParseHeader(data)
 }
 
 func round1(v float64) float64 { return float64(int(v*10)) / 10 }

@@ -383,6 +383,15 @@ id = "55555555"
 	if s, w := Overlay(nil, nil); s.Len() != 0 || w != nil {
 		t.Fatal("empty overlay of nothing")
 	}
+
+	// An options entry without a key takes the file's key for that meter.
+	keyless, _ := Overlay(new, []Meter{{ID: id(t, "11111111"), Name: "Renamed", Enabled: true}})
+	if k, ok := keyless.Key(id(t, "11111111")); !ok || !bytes.Equal(k, keySlice(t, key2)) {
+		t.Fatal("a keyless overlay entry lost the file's key")
+	}
+	if m, _ := keyless.Meter(id(t, "11111111")); m.Name != "Renamed" {
+		t.Fatalf("overlay name not applied: %v", m)
+	}
 }
 
 func TestRedact(t *testing.T) {

@@ -6,7 +6,9 @@ import (
 )
 
 // Overlay returns base with extra meters (from the add-on's options) added.
-// On a conflicting ID the extra entry wins and a warning says so. base is not
+// On a conflicting ID the extra entry wins and a warning says so — except
+// that an extra entry without a key keeps the key the base entry has, so a
+// meter named in the options may take its key from the file. base is not
 // modified; a nil base is an empty list.
 func Overlay(base *Snapshot, extra []Meter) (*Snapshot, []string) {
 	if base == nil {
@@ -34,6 +36,9 @@ func Overlay(base *Snapshot, extra []Meter) (*Snapshot, []string) {
 			warnings = append(warnings, fmt.Sprintf("meter %s from %s overrides the entry at %s", e.ID, src(e), src(meters[i])))
 		}
 		seen[i] = true
+		if !e.HasKey && meters[i].HasKey {
+			e.Key, e.HasKey = meters[i].Key, true
+		}
 		meters[i] = e
 	}
 	s := newSnapshot(base.Path, meters)
