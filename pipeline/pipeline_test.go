@@ -365,3 +365,28 @@ func TestNewSourceChecksTuning(t *testing.T) {
 		t.Fatalf("923.1 MHz within 1.6 MS/s of 923 MHz: %v", err)
 	}
 }
+
+// The whole chain on the bundled recording: cu8 file → samples → stream →
+// demodulator → link layer → AES → Kamstrup readings.
+func BenchmarkRadioPipeline(b *testing.B) {
+	st, err := os.Stat(bundled)
+	if err != nil {
+		b.Fatal(err)
+	}
+	samples := st.Size() / 2
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		src, err := NewSource(bundled, nil, RadioOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var c collected
+		p := c.pipeline(src, keyOf(b))
+		p.Frame = nil
+		if err := p.Run(context.Background()); err != nil || len(c.readings) != 6 {
+			b.Fatalf("%d readings, %v", len(c.readings), err)
+		}
+	}
+	b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MS/s")
+}
