@@ -1,26 +1,22 @@
 package main
 
 import (
-	"bytes"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/flowiq-gateway/flowiq-gateway/addon"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
@@ -44,24 +40,6 @@ const (
 var addonSecrets = []string{addonSeedKey, addonSynthKey, addonShortKey, addonKEMPassword, addonToken, addonBrokerPass,
 	"F0E1D2C3B4A5968778695A4B3C2D1E0F"} // the KEM file's second key
 
-// lockedBuffer is a goroutine-safe buffer for the command's stdout and log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // haMosquitto is a real Mosquitto on a free local port, stopped at cleanup.
 type haMosquitto struct {
 	url  string
@@ -71,111 +49,18 @@ type haMosquitto struct {
 
 func startHAMosquitto(t *testing.T) *haMosquitto {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr == nil {
-			bin, err = "/usr/sbin/mosquitto", nil
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mosquitto is not installed and CI=true: the add-on's MQTT tests must run in CI")
-		}
-		t.Skip("mosquitto is not installed: add-on MQTT tests skipped")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n", port)
-	if os.Getuid() == 0 {
-		conf += "user root\n" // else it drops to "mosquitto", which cannot read the temp dir
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", path)
-	var log lockedBuffer
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto does not accept connections on %s: %v\n%s", addr, err, log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return &haMosquitto{url: "tcp://" + addr, host: "127.0.0.1", port: port}
+	b := brokertest.Start(t, "")
+	return &haMosquitto{url: b.URL("tcp"), host: "127.0.0.1", port: b.Port()}
 }
 
 // retained returns the retained messages under filter, as a new subscriber
 // sees them: what Home Assistant finds when it (re)starts.
 func (b *haMosquitto) retained(t *testing.T, filter string) map[string][]byte {
 	t.Helper()
-	var mu sync.Mutex
 	got := map[string][]byte{}
-	marker := fmt.Sprintf("test/marker/%d", time.Now().UnixNano())
-	done := make(chan struct{})
-	var once sync.Once // "#" matches the marker too: it may arrive twice
-	o := mqtt.NewClientOptions().AddBroker(b.url).SetClientID(fmt.Sprintf("addon-test-%d", time.Now().UnixNano())).
-		SetAutoReconnect(false).SetOrderMatters(true)
-	c := mqtt.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("test subscriber: connect: %v", tok.Error())
+	for topic, m := range brokertest.Retained(t, b.url, filter) {
+		got[topic] = m.Payload
 	}
-	defer c.Disconnect(0)
-	handler := func(_ mqtt.Client, m mqtt.Message) {
-		if m.Topic() == marker {
-			once.Do(func() { close(done) })
-			return
-		}
-		if m.Retained() {
-			mu.Lock()
-			got[m.Topic()] = append([]byte(nil), m.Payload()...)
-			mu.Unlock()
-		}
-	}
-	if tok := c.SubscribeMultiple(map[string]byte{filter: 1, marker: 1}, handler); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("test subscriber: subscribe: %v", tok.Error())
-	}
-	// Retained messages are delivered before a message published after the
-	// subscription, so the marker closes the collection.
-	c.Publish(marker, 1, false, "sync").Wait()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("test subscriber: marker never arrived")
-	}
-	mu.Lock()
-	defer mu.Unlock()
 	return got
 }
 
@@ -257,7 +142,7 @@ func (d addonDirs) args(extra ...string) []string {
 // fails the test if any secret shows up in the log or on stdout.
 func runAddonCommand(t *testing.T, stdin string, args ...string) (code int, stdout, log string) {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb output
 	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -722,7 +607,7 @@ func TestAddonLogLevels(t *testing.T) {
 			t.Errorf("parseAddonLevel(%q) = %v, %v", tc.in, got, err)
 		}
 	}
-	var buf lockedBuffer
+	var buf output
 	newAddonLogger(&env{stderr: &buf}, -8).Log(context.Background(), -8, "x")
 	if !strings.Contains(buf.String(), "level=TRACE") {
 		t.Errorf("trace line: %s", buf.String())

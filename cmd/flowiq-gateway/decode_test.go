@@ -35,26 +35,7 @@ func runDecodeCommand(t *testing.T, stdin string, args ...string) (code int, std
 // seedFrames returns the 35 captured telegrams of meter 74493770.
 func seedFrames(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(decodeVectors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Vectors []struct{ Name, Frame string }
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, v := range f.Vectors {
-		if strings.HasPrefix(v.Name, "flowiq2101-74493770-") {
-			out = append(out, v.Frame)
-		}
-	}
-	if len(out) != 35 {
-		t.Fatalf("%d telegrams of 74493770", len(out))
-	}
-	return out
+	return vectorFrames(t, "flowiq2101-74493770-", 35)
 }
 
 func TestDecodeSeedMeterJSON(t *testing.T) {

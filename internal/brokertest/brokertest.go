@@ -323,3 +323,6 @@ func WaitRetained(tb testing.TB, url, what string, cond func(map[string]Message)
 	})
 	return snap
 }
+
+// Port is the broker's TCP port.
+func (b *Broker) Port() int { return b.port }
