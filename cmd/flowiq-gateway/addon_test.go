@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/flowiq-gateway/flowiq-gateway/addon"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 )
