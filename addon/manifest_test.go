@@ -354,11 +354,11 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 
-	// Go of the build image is the go.mod version; images are pinned.
+	// Go of the build image is a pinned patch release of go.mod's series.
 	gomod := readRepoFile(t, "go.mod")
-	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(gomod)
-	if goVersion == nil || !strings.Contains(df, "ARG GO_IMAGE=golang:"+goVersion[1]+"-bookworm\n") {
-		t.Errorf("GO_IMAGE is not golang:%v-bookworm", goVersion)
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)(\.\d+)?$`).FindStringSubmatch(gomod)
+	if goVersion == nil || !regexp.MustCompile(`(?m)^ARG GO_IMAGE=golang:`+regexp.QuoteMeta(goVersion[1])+`\.\d+-bookworm$`).MatchString(df) {
+		t.Errorf("GO_IMAGE is not a pinned golang:%v.N-bookworm", goVersion)
 	}
 	if !regexp.MustCompile(`(?m)^ARG BASE_IMAGE=ghcr\.io/home-assistant/base-debian:bookworm-\d{4}\.\d+\.\d+$`).MatchString(df) {
 		t.Error("BASE_IMAGE is not a pinned Home Assistant Debian base")
