@@ -245,6 +245,12 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	if end-float64(syncChips+1)*spc-1 < 0 {
 		return result{status: statusTruncated}
 	}
+	// The two timing refinements below may move the sync end later by up
+	// to a chip and a bit; those samples must exist (a stream can end
+	// right after a sync word).
+	if end+2*spc > avail {
+		return dc.more(c, 2, final)
+	}
 	dc.setTones(float64(c.dc)/float64(d.spcI), d.dev)
 	end = dc.refineTiming(z, end)
 	// Known chips of the sync pattern correct the carrier and deviation.
