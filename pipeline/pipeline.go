@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -104,8 +105,18 @@ func (p *Pipeline) problem(err error) {
 	}
 }
 
+// ErrInternal marks a fault of the gateway itself while handling one frame;
+// the frame is reported with its bytes and the gateway goes on.
+var ErrInternal = errors.New("internal error (please report it with this line)")
+
 // handle decodes one frame. Telegram errors already name the meter.
 func (p *Pipeline) handle(f Frame) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.stats.Failed.Add(1)
+			p.problem(fmt.Errorf("%w: frame %X: %v", ErrInternal, f.Data, r))
+		}
+	}()
 	p.stats.Frames.Add(1)
 	p.stats.LastUnix.Store(f.Time.Unix())
 	keys := p.Keys

@@ -390,3 +390,26 @@ func BenchmarkRadioPipeline(b *testing.B) {
 	}
 	b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MS/s")
 }
+
+// A fault while handling one frame is reported with the frame and the
+// gateway goes on with the next.
+func TestFaultInOneFrameIsContained(t *testing.T) {
+	tg := telegrams(t)
+	var c collected
+	p := c.pipeline(&HexSource{Spec: "-", Stdin: strings.NewReader(tg[0] + "\n" + tg[1] + "\n")}, keyOf(t))
+	n := 0
+	p.Frame = func(Frame, *wmbus.Telegram, error) {
+		if n++; n == 1 {
+			panic("fault in a frame hook")
+		}
+	}
+	if err := p.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.problems) != 1 || !errors.Is(c.problems[0], ErrInternal) || !strings.Contains(c.problems[0].Error(), strings.ToUpper(tg[0][:20])) {
+		t.Fatalf("problems = %v", c.problems)
+	}
+	if len(c.readings) != 1 || c.readings[0].AccessNumber != 0xB5 {
+		t.Fatalf("the next frame was not decoded: %d readings", len(c.readings))
+	}
+}

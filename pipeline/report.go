@@ -52,6 +52,7 @@ var problemKinds = []struct {
 	{wmbus.ErrPayloadCRC, "corrupted", slog.LevelWarn},
 	{wmbus.ErrBlockCRC, "corrupted", slog.LevelWarn},
 	{wmbus.ErrHexLine, "bad input line", slog.LevelWarn},
+	{ErrInternal, "internal", slog.LevelError},
 }
 
 // Report logs err according to the policy above.

@@ -241,10 +241,24 @@ func (s *RadioSource) Run(ctx context.Context, h Handler) error {
 			}
 			return err
 		}
-		frames = dm.Work(b.Samples, frames[:0])
+		frames = s.work(dm, b, frames[:0], h)
 		st.Release(b)
 		emit(frames)
 	}
+}
+
+// work runs the demodulator on one block. A fault in it costs that block,
+// reported with its position, and a fresh demodulator state — never the
+// gateway.
+func (s *RadioSource) work(dm *demod.Demodulator, b iq.Block, out []demod.Frame, h Handler) (frames []demod.Frame) {
+	defer func() {
+		if r := recover(); r != nil {
+			dm.Reset()
+			h.Skip(fmt.Errorf("%w: demodulator at sample %d of %s: %v", ErrInternal, b.Index, s.Spec, r))
+			frames = out[:0]
+		}
+	}()
+	return dm.Work(b.Samples, out)
 }
 
 // openIQ opens the sample source; "-" reads the given stdin rather than the
