@@ -50,6 +50,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	mqttURL := fs.String("mqtt", "", "MQTT broker `URL` (tcp://host:1883, ssl://, ws://); default from the meter list's [mqtt]; none: print readings as JSON lines")
 	mqttUser := fs.String("mqtt-user", "", "MQTT user name")
 	mqttPass := fs.String("mqtt-password", "", "MQTT password (prefer the meter list's [mqtt] or MQTT_PASSWORD)")
+	mqttCA := fs.String("mqtt-ca", "", "PEM `file` of the CA that signed the broker's certificate (ssl://, tls://, wss://)")
+	clientID := fs.String("mqtt-client-id", "", "MQTT client ID (default flowiq-flowiq_gateway)")
 	prefix := fs.String("discovery-prefix", "", "Home Assistant discovery prefix (default homeassistant)")
 	base := fs.String("base-topic", "", "base topic for state (default flowiq)")
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
@@ -106,6 +108,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	override(&m.Username, *mqttUser)
 	override(&m.Password, *mqttPass)
 	override(&m.Password, os.Getenv("MQTT_PASSWORD"))
+	override(&m.CAFile, *mqttCA)
+	override(&m.ClientID, *clientID)
 	override(&m.DiscoveryPrefix, *prefix)
 	override(&m.BaseTopic, *base)
 	if m.URL != "" {
