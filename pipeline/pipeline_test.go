@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,5 +412,73 @@ func TestFaultInOneFrameIsContained(t *testing.T) {
 	}
 	if len(c.readings) != 1 || c.readings[0].AccessNumber != 0xB5 {
 		t.Fatalf("the next frame was not decoded: %d readings", len(c.readings))
+	}
+}
+
+// A dongle behind rtl_tcp that streams a while and then goes silent: the
+// stall is detected, reported with the input's name, and the gateway
+// reconnects and receives again — without anyone restarting it.
+func TestRTLTCPStallAndReconnect(t *testing.T) {
+	iqBytes, err := os.ReadFile(bundled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	release := make(chan struct{})
+	defer close(release)
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func(c net.Conn) {
+				defer c.Close()
+				go io.Copy(io.Discard, c) // the client's tuning commands
+				c.Write([]byte{'R', 'T', 'L', '0', 0, 0, 0, 5, 0, 0, 0, 29}) // R820T, 29 gains
+				c.Write(iqBytes)
+				<-release // then silence: a dongle that stopped delivering
+			}(c)
+		}
+	}()
+	ro := RadioOptions{}
+	ro.IQ.SampleRate, ro.IQ.CenterHz, ro.IQ.StallTimeout = 1.6e6, 868.95e6, 300*time.Millisecond
+	src, err := NewSource("rtltcp://"+l.Addr().String(), nil, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collected
+	p := c.pipeline(src, keyOf(t))
+	var logBuf bytes.Buffer
+	var mu sync.Mutex
+	p.Log = slog.New(slog.NewTextHandler(&lockedBuf{b: &logBuf, mu: &mu}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for p.Stats().Readings.Load() < 12 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d readings after %d connections", p.Stats().Readings.Load(), conns.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	log := logBuf.String()
+	mu.Unlock()
+	if conns.Load() < 2 || p.Stats().Reopens.Load() < 1 || !strings.Contains(log, "no samples") && !strings.Contains(log, "stall") {
+		t.Errorf("connections %d, reopens %d, log:\n%s", conns.Load(), p.Stats().Reopens.Load(), log)
+	}
+	if !strings.Contains(log, "rtltcp://"+l.Addr().String()) {
+		t.Errorf("the log does not name the input:\n%s", log)
 	}
 }
