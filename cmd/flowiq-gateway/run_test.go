@@ -298,3 +298,41 @@ func TestRunRestoresLastReadings(t *testing.T) {
 	d2.waitOutput(d2.stderr, "last readings restored", 1)
 	d2.exit()
 }
+
+// Keys imported from a KEM file with `kem --merge` reach a running gateway
+// without a restart, and the list keeps its comments.
+func TestRunPicksUpKEMMerge(t *testing.T) {
+	frames := vectorFrames(t, "synthetic-12345678-", 2)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "meters.toml")
+	const start = "# my meters\n[[meter]]\nid = \"74493770\"\nname = \"Kitchen\" # upstairs\nkey = \"44E9112D06BD762EC2BFECE57E487C9B\"\n"
+	if err := os.WriteFile(list, []byte(start), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "run", "--meters", list, "--input", "hex:-")
+	d.send(frames[0])
+	d.waitOutput(d.stderr, "meter 12345678: no key", 1)
+
+	var out, errb output
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
+	t.Setenv("KEM_PASSWORD", "TestPass123")
+	if code := execute(context.Background(), e, []string{"kem", "../../../shared/testdata/kem/synthetic_test.zip.kem", "--merge", list}); code != 0 {
+		t.Fatalf("kem --merge: exit %d: %s", code, errb.String())
+	}
+	d.waitOutput(d.stderr, `msg="meter list reloaded"`, 1)
+	if !strings.Contains(d.stderr.String(), `change.added="12345678 87654321"`) {
+		t.Errorf("the reload does not name the imported meters")
+	}
+	d.send(frames[1])
+	d.waitOutput(d.stdout, `"id":"12345678"`, 1)
+	if code := d.exit(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(d.stdout.String(), `"total_m3":123.456`) {
+		t.Errorf("readings: %s", d.stdout)
+	}
+	b, _ := os.ReadFile(list)
+	if !strings.HasPrefix(string(b), "# my meters\n") || !strings.Contains(string(b), `name = "Kitchen" # upstairs`) {
+		t.Errorf("the merge lost the list's comments:\n%s", b)
+	}
+}
