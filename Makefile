@@ -18,6 +18,7 @@ build:
 
 # The main job on a bundled default: IQ recording → demodulator → decrypt → readings.
 demo:
+	@chmod 600 $(DEMO_METERS) # git does not keep it; a key file should be private
 	$(GO) run ./cmd/flowiq-gateway run --input $(DEMO_IQ) --meters $(DEMO_METERS)
 
 # The whole test suite. Installs Mosquitto (MQTT integration tests) and
