@@ -230,31 +230,44 @@ func TestLiveSourceReopened(t *testing.T) {
 	src := &failingSource{fails: 3, frame: raw}
 	var c collected
 	p := c.pipeline(src, keyOf(t))
+	log := runUntil(t, p, 10*time.Second, func() bool { return p.Stats().Readings.Load() > 0 })
+	if got := p.Stats().Reopens.Load(); got != 3 {
+		t.Errorf("reopens = %d, want 3", got)
+	}
+	if n := strings.Count(log, "input failed; reopening"); n != 3 || !strings.Contains(log, "rtltcp://test") {
+		t.Errorf("log names the input %d times:\n%s", n, log)
+	}
+}
+
+// runUntil runs p in the background with its log captured until done()
+// holds, then cancels it, checks that Run ended cleanly and returns the log.
+func runUntil(t *testing.T, p *Pipeline, timeout time.Duration, done func() bool) string {
+	t.Helper()
 	var logBuf bytes.Buffer
 	var mu sync.Mutex
 	p.Log = slog.New(slog.NewTextHandler(&lockedBuf{b: &logBuf, mu: &mu}, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Stats().Readings.Load() == 0 {
+	ended := make(chan error)
+	go func() { ended <- p.Run(ctx) }()
+	deadline := time.Now().Add(timeout)
+	for !done() {
 		if time.Now().After(deadline) {
-			t.Fatal("no reading after the source recovered")
+			cancel()
+			<-ended
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("timed out after %v; %d readings, %d reopens; log:\n%s", timeout,
+				p.Stats().Readings.Load(), p.Stats().Reopens.Load(), logBuf.String())
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-ended; err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
-	}
-	if got := p.Stats().Reopens.Load(); got != 3 {
-		t.Errorf("reopens = %d, want 3", got)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if n := strings.Count(logBuf.String(), "input failed; reopening"); n != 3 || !strings.Contains(logBuf.String(), "rtltcp://test") {
-		t.Errorf("log names the input %d times:\n%s", n, logBuf.String())
-	}
+	return logBuf.String()
 }
 
 type lockedBuf struct {
@@ -440,7 +453,7 @@ func TestRTLTCPStallAndReconnect(t *testing.T) {
 			conns.Add(1)
 			go func(c net.Conn) {
 				defer c.Close()
-				go io.Copy(io.Discard, c) // the client's tuning commands
+				go io.Copy(io.Discard, c)                                    // the client's tuning commands
 				c.Write([]byte{'R', 'T', 'L', '0', 0, 0, 0, 5, 0, 0, 0, 29}) // R820T, 29 gains
 				c.Write(iqBytes)
 				<-release // then silence: a dongle that stopped delivering
@@ -455,26 +468,7 @@ func TestRTLTCPStallAndReconnect(t *testing.T) {
 	}
 	var c collected
 	p := c.pipeline(src, keyOf(t))
-	var logBuf bytes.Buffer
-	var mu sync.Mutex
-	p.Log = slog.New(slog.NewTextHandler(&lockedBuf{b: &logBuf, mu: &mu}, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for p.Stats().Readings.Load() < 12 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d readings after %d connections", p.Stats().Readings.Load(), conns.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	log := logBuf.String()
-	mu.Unlock()
+	log := runUntil(t, p, 20*time.Second, func() bool { return p.Stats().Readings.Load() >= 12 })
 	if conns.Load() < 2 || p.Stats().Reopens.Load() < 1 || !strings.Contains(log, "no samples") && !strings.Contains(log, "stall") {
 		t.Errorf("connections %d, reopens %d, log:\n%s", conns.Load(), p.Stats().Reopens.Load(), log)
 	}

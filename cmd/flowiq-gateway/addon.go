@@ -59,12 +59,8 @@ func runAddon(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "options, the kem_file and "+meterListName+" in --config-dir. Flags override the options.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "flowiq-gateway addon: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
 	}
 	rf.markSet(fs)
 	var flagLevel *slog.Level

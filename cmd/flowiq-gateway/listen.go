@@ -35,12 +35,8 @@ func runListen(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "version, device type, encrypted or not, and the frame in hex without link-layer CRCs.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "flowiq-gateway listen: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
 	}
 	rf.markSet(fs)
 	log, err := newLogger(e, *level)

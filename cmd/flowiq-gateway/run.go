@@ -61,12 +61,8 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "\nWithout a broker, readings are printed to stdout as JSON lines.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "flowiq-gateway run: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
 	}
 	rf.markSet(fs)
 	log, err := newLogger(e, *level)
