@@ -1,21 +1,19 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
 )
 
 // logBuffer collects a publisher's log lines.
-type logBuffer struct{ brokertest.LockedWriter }
+type logBuffer struct{ syncbuf.Buffer }
 
 func newLog() (*slog.Logger, *logBuffer) {
-	lb := &logBuffer{brokertest.LockedWriter{W: &bytes.Buffer{}}}
+	lb := &logBuffer{}
 	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
 }
 

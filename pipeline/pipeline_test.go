@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"io"
 	"log/slog"
 	"net"
@@ -22,7 +24,6 @@ import (
 
 const (
 	bundled   = "../testdata/flowiq2101_74493770_868.95M_1M6.cu8"
-	vectors   = "../../shared/testdata/kamstrup/vectors.json"
 	meterID   = wmbus.ID(0x74493770)
 	meterKey  = "44E9112D06BD762EC2BFECE57E487C9B"
 	meterKHex = "44e9112d06bd762ec2bfece57e487c9b"
@@ -39,26 +40,7 @@ func keyOf(t testing.TB) wmbus.KeyFunc {
 // telegrams returns the 35 captured telegrams of meter 74493770 as hex.
 func telegrams(t testing.TB) []string {
 	t.Helper()
-	b, err := os.ReadFile(vectors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct {
-		Vectors []struct{ Name, Frame string }
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, x := range v.Vectors {
-		if strings.Contains(x.Name, "74493770") {
-			out = append(out, x.Frame)
-		}
-	}
-	if len(out) != 35 {
-		t.Fatalf("%d telegrams of 74493770 in %s, want 35", len(out), vectors)
-	}
-	return out
+	return testvectors.Frames(t, testvectors.Seed74493770, 35)
 }
 
 type collected struct {
@@ -243,9 +225,8 @@ func TestLiveSourceReopened(t *testing.T) {
 // holds, then cancels it, checks that Run ended cleanly and returns the log.
 func runUntil(t *testing.T, p *Pipeline, timeout time.Duration, done func() bool) string {
 	t.Helper()
-	var logBuf bytes.Buffer
-	var mu sync.Mutex
-	p.Log = slog.New(slog.NewTextHandler(&lockedBuf{b: &logBuf, mu: &mu}, nil))
+	var logBuf syncbuf.Buffer
+	p.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error)
 	go func() { ended <- p.Run(ctx) }()
@@ -254,8 +235,6 @@ func runUntil(t *testing.T, p *Pipeline, timeout time.Duration, done func() bool
 		if time.Now().After(deadline) {
 			cancel()
 			<-ended
-			mu.Lock()
-			defer mu.Unlock()
 			t.Fatalf("timed out after %v; %d readings, %d reopens; log:\n%s", timeout,
 				p.Stats().Readings.Load(), p.Stats().Reopens.Load(), logBuf.String())
 		}
@@ -265,20 +244,7 @@ func runUntil(t *testing.T, p *Pipeline, timeout time.Duration, done func() bool
 	if err := <-ended; err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	return logBuf.String()
-}
-
-type lockedBuf struct {
-	b  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
 }
 
 func TestReporterFoldsRepeats(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"io"
 	"log/slog"
 	"os"
@@ -16,8 +17,7 @@ import (
 )
 
 const (
-	decodeVectors = "../../pipeline/kamstrup/testdata/vectors.json"
-	seedKey       = "44E9112D06BD762EC2BFECE57E487C9B"
+	seedKey = "44E9112D06BD762EC2BFECE57E487C9B"
 )
 
 // runDecodeCommand runs "flowiq-gateway decode args…" in-process.
@@ -35,7 +35,7 @@ func runDecodeCommand(t *testing.T, stdin string, args ...string) (code int, std
 // seedFrames returns the 35 captured telegrams of meter 74493770.
 func seedFrames(t *testing.T) []string {
 	t.Helper()
-	return vectorFrames(t, "flowiq2101-74493770-", 35)
+	return testvectors.Frames(t, testvectors.Seed74493770, 35)
 }
 
 func TestDecodeSeedMeterJSON(t *testing.T) {

@@ -3,8 +3,8 @@
 package brokertest
 
 import (
-	"bytes"
 	"fmt"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 	"net"
 	"os"
 	"os/exec"
@@ -48,7 +48,7 @@ type Broker struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	log    *LockedWriter
+	log    *syncbuf.Buffer
 	exited chan struct{}
 }
 
@@ -103,7 +103,7 @@ func (b *Broker) Start() {
 		b.tb.Fatal(err)
 	}
 	cmd := exec.Command(b.bin, "-c", path)
-	log := &LockedWriter{W: &bytes.Buffer{}}
+	log := &syncbuf.Buffer{}
 	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		b.tb.Fatalf("starting mosquitto: %v", err)
@@ -164,24 +164,6 @@ func (b *Broker) halt(sig syscall.Signal) {
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-}
-
-// LockedWriter is a goroutine-safe buffer for logs.
-type LockedWriter struct {
-	mu sync.Mutex
-	W  *bytes.Buffer
-}
-
-func (l *LockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.W.Write(p)
-}
-
-func (l *LockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.W.String()
 }
 
 // Message is one message a test subscriber saw.

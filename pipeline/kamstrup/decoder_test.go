@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,33 +17,16 @@ import (
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
-// testdata/vectors.json is a copy of ../shared/testdata/kamstrup/vectors.json.
-const vectorsPath = "testdata/vectors.json"
-
-type vector struct {
-	Name        string          `json:"name"`
-	Frame       string          `json:"frame"`
-	Key         *string         `json:"key"`
-	Kind        string          `json:"kind"`
-	Expected    json.RawMessage `json:"expected"`
-	ExpectedWM  map[string]any  `json:"expected_wmbusmeters"`
-	ExpectError string          `json:"expect_error"`
-}
+// vector is one telegram of the project's test vectors.
+type vector = testvectors.Vector
 
 func loadVectors(t testing.TB) []vector {
 	t.Helper()
-	b, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
+	vs := testvectors.Load(t)
+	if len(vs) < 48 {
+		t.Fatalf("%d vectors", len(vs))
 	}
-	var f struct{ Vectors []vector }
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Vectors) < 48 {
-		t.Fatalf("%d vectors", len(f.Vectors))
-	}
-	return f.Vectors
+	return vs
 }
 
 func mustHex(t testing.TB, s string) []byte {

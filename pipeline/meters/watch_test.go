@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,24 +18,6 @@ import (
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
-
-// syncBuffer collects log output written from the watcher's goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // waitFor polls cond: fsnotify runs on real goroutines and syscalls, so the
 // watcher is observed with real time and a generous deadline.
@@ -75,7 +58,7 @@ func meterTOML(idText, key string, extra ...string) string {
 type watchFixture struct {
 	path    string
 	w       *Watcher
-	log     *syncBuffer
+	log     *syncbuf.Buffer
 	cancel  context.CancelFunc
 	done    chan error
 	mu      sync.Mutex
@@ -85,7 +68,7 @@ type watchFixture struct {
 func startWatcher(t *testing.T, initial string) *watchFixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &watchFixture{path: filepath.Join(dir, "meters.toml"), log: &syncBuffer{}, done: make(chan error, 1)}
+	f := &watchFixture{path: filepath.Join(dir, "meters.toml"), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	if initial != "" {
 		if err := os.WriteFile(f.path, []byte(initial), 0o600); err != nil {
 			t.Fatal(err)

@@ -5,37 +5,18 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"strings"
 	"testing"
 )
 
-// vectors.json lives with the kamstrup package, which owns the decodes.
-const vectorsPath = "../kamstrup/testdata/vectors.json"
-
-type vector struct {
-	Name      string  `json:"name"`
-	Frame     string  `json:"frame"`
-	Key       *string `json:"key"`
-	Plaintext string  `json:"plaintext_after_sn"`
-}
+// vector is one telegram of the project's test vectors.
+type vector = testvectors.Vector
 
 func loadVectors(t testing.TB) []vector {
 	t.Helper()
-	b, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct{ Vectors []vector }
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.Vectors) == 0 {
-		t.Fatal("no vectors")
-	}
-	return f.Vectors
+	return testvectors.Load(t)
 }
 
 func mustHex(t testing.TB, s string) []byte {
