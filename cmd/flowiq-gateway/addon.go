@@ -59,10 +59,9 @@ func runAddon(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "options, the kem_file and "+meterListName+" in --config-dir. Flags override the options.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseNoArgs(e, fs, args); err != nil {
+	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
-	rf.markSet(fs)
 	var flagLevel *slog.Level
 	if *level != "" {
 		l, err := parseAddonLevel(*level)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 
 	"context"
 	"encoding/json"
@@ -22,7 +23,6 @@ import (
 )
 
 const (
-	addonVectors   = "../../pipeline/kamstrup/testdata/vectors.json"
 	addonRecording = "../../testdata/flowiq2101_74493770_868.95M_1M6.cu8"
 	addonKEMFile   = "../../../shared/testdata/kem/synthetic_test.zip.kem"
 
@@ -166,26 +166,7 @@ func runAddonCommand(t *testing.T, stdin string, args ...string) (code int, stdo
 // with prefix.
 func vectorFrames(t *testing.T, prefix string, want int) []string {
 	t.Helper()
-	b, err := os.ReadFile(addonVectors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		Vectors []struct{ Name, Frame string }
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, v := range f.Vectors {
-		if strings.HasPrefix(v.Name, prefix) {
-			out = append(out, v.Frame)
-		}
-	}
-	if len(out) != want {
-		t.Fatalf("%d telegrams named %s*, want %d", len(out), prefix, want)
-	}
-	return out
+	return testvectors.Frames(t, prefix, want)
 }
 
 func seedLines(t *testing.T) string {
@@ -627,13 +608,13 @@ func TestAddonRadioLayers(t *testing.T) {
 	}
 	resolve := func(args ...string) (string, float64, float64, float64, float64) {
 		t.Helper()
-		fs := newFlags(&env{stderr: io.Discard}, "addon")
+		e := &env{stderr: io.Discard}
+		fs := newFlags(e, "addon")
 		var rf radioFlags
 		rf.register(fs)
-		if err := fs.Parse(args); err != nil {
+		if err := rf.parse(e, fs, args); err != nil {
 			t.Fatal(err)
 		}
-		rf.markSet(fs)
 		input, ro, err := rf.resolve(addonRadio(opts.Radio, file.Radio, rf))
 		if err != nil {
 			t.Fatal(err)

@@ -35,10 +35,9 @@ func runListen(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "version, device type, encrypted or not, and the frame in hex without link-layer CRCs.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseNoArgs(e, fs, args); err != nil {
+	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
-	rf.markSet(fs)
 	log, err := newLogger(e, *level)
 	if err != nil {
 		return err

@@ -35,11 +35,16 @@ func (r *radioFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.deviation, "deviation", "", "FSK `deviation` (default: per mode)")
 }
 
-// markSet records which flags the user gave, so file settings apply only
-// where no flag was given.
-func (r *radioFlags) markSet(fs *flag.FlagSet) {
+// parse parses the command line of a command with radio flags and no
+// arguments, and records which flags the user gave, so that file and
+// add-on settings apply only where no flag was given.
+func (r *radioFlags) parse(e *env, fs *flag.FlagSet, args []string) error {
+	if err := parseNoArgs(e, fs, args); err != nil {
+		return err
+	}
 	r.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { r.set[f.Name] = true })
+	return nil
 }
 
 // resolve merges the flags over the meter list's [radio] section and parses

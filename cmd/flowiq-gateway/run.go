@@ -61,10 +61,9 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(fs.Output(), "\nWithout a broker, readings are printed to stdout as JSON lines.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := parseNoArgs(e, fs, args); err != nil {
+	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
-	rf.markSet(fs)
 	log, err := newLogger(e, *level)
 	if err != nil {
 		return err
