@@ -23,7 +23,7 @@ import (
 const (
 	repoRoot     = ".."
 	manifestPath = "../config.yaml"
-	schemaPath   = "../../shared/schemas/addon-config.schema.json"
+	schemaPath   = "../testdata/schemas/addon-config.schema.json"
 )
 
 // loadYAMLAsJSON reads a YAML file into the values encoding/json would
@@ -85,7 +85,7 @@ func TestManifestMatchesSchema(t *testing.T) {
 		"name": "flowIQ Gateway", "version": "0.1.0", "slug": "flowiq_gateway",
 		"url":  "https://github.com/flowiq-gateway/flowiq-gateway",
 		"arch": []any{"aarch64", "amd64"}, "init": false, "usb": true, "udev": true,
-		"services": []any{"mqtt:need"}, "startup": "application", "boot": "auto",
+		"services": []any{"mqtt:need"}, "startup": nil, "boot": nil,
 		"image": "ghcr.io/flowiq-gateway/{arch}-flowiq-gateway", "homeassistant": "2024.11.0",
 	}
 	for k, v := range want {

@@ -24,7 +24,7 @@ import (
 
 const (
 	addonRecording = "../../testdata/flowiq2101_74493770_868.95M_1M6.cu8"
-	addonKEMFile   = "../../../shared/testdata/kem/synthetic_test.zip.kem"
+	addonKEMFile   = "../../testdata/kem/synthetic_test.zip.kem"
 
 	addonSeedKey      = "44E9112D06BD762EC2BFECE57E487C9B"
 	addonSynthKey     = "000102030405060708090A0B0C0D0E0F"

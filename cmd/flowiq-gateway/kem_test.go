@@ -16,7 +16,7 @@ import (
 )
 
 const (
-	kemTestFile     = "../../../shared/testdata/kem/synthetic_test.zip.kem"
+	kemTestFile     = "../../testdata/kem/synthetic_test.zip.kem"
 	kemTestPassword = "TestPass123"
 	kemTestKey1     = "000102030405060708090A0B0C0D0E0F" // synthetic_test.json
 	kemTestKey2     = "F0E1D2C3B4A5968778695A4B3C2D1E0F"

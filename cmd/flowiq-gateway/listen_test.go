@@ -21,7 +21,7 @@ type recordingList struct {
 // CRCs — both T1 frames at 1.6 MS/s, and the one at 2.4 MS/s tuned
 // 325 kHz below the channel — and prints it with its fields.
 func TestListenRealRecordings(t *testing.T) {
-	b, err := os.ReadFile("../../../shared/testdata/iq/recordings.json")
+	b, err := os.ReadFile("../../testdata/iq/recordings.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestListenRealRecordings(t *testing.T) {
 		t.Run(rec.File, func(t *testing.T) {
 			var out, errb output
 			e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
-			args := []string{"listen", "--json", "--input", "../../../shared/testdata/iq/" + rec.File,
+			args := []string{"listen", "--json", "--input", "../../testdata/iq/" + rec.File,
 				"--rate", "2400k", "--center", "868.625M"}
 			if rec.SampleRate == 1.6e6 {
 				args = args[:4]

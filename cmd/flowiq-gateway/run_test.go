@@ -301,7 +301,7 @@ func TestRunPicksUpKEMMerge(t *testing.T) {
 	var out, errb output
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb}
 	t.Setenv("KEM_PASSWORD", "TestPass123")
-	if code := execute(context.Background(), e, []string{"kem", "../../../shared/testdata/kem/synthetic_test.zip.kem", "--merge", list}); code != 0 {
+	if code := execute(context.Background(), e, []string{"kem", "../../testdata/kem/synthetic_test.zip.kem", "--merge", list}); code != 0 {
 		t.Fatalf("kem --merge: exit %d: %s", code, errb.String())
 	}
 	d.waitOutput(d.stderr, `msg="meter list reloaded"`, 1)

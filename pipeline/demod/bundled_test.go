@@ -69,7 +69,7 @@ func TestGenerateBundled(t *testing.T) {
 	const amp = 0.25
 	const spacing = 0.08 // s between telegram starts
 	idx := bundledIndex{
-		About:      "Synthetic capture (pipeline/demod/synth) of real flowIQ 2101 telegrams of meter 74493770: C1, frame format B, 100 kchip/s, ±45 kHz, 80 ms apart. cu8, 868.95 MHz, 1.6 MS/s. frame = hex without link-layer CRCs, L = bytes after L.",
+		About:      "Synthesized, not captured: six real telegrams of flowIQ 2101 meter 74493770 (C1, frame format B, 100 kchip/s, ±45 kHz deviation, 80 ms apart) modulated by the project's modulator (pipeline/demod/synth) with these impairments: carrier offsets of −3 to +6.5 kHz, chip clock +20 ppm, white Gaussian noise at Eb/N0 20–25 dB per telegram, 8-bit quantisation. cu8, 868.95 MHz, 1.6 MS/s. frame = hex without link-layer CRCs, L = bytes after L.",
 		File:       bundledCU8,
 		SampleRate: bundledRate,
 		CenterHz:   868.95e6,

@@ -12,7 +12,7 @@ import (
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
-const vectorsPath = "../../../shared/testdata/kamstrup/vectors.json"
+const vectorsPath = "../kamstrup/testdata/vectors.json"
 
 // telegram is a real Kamstrup frame: CRC-less form, and the over-the-air
 // format B bytes when the vector has them.

@@ -10,7 +10,7 @@ import (
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
 )
 
-const iqDir = "../../../shared/testdata/iq"
+const iqDir = "../../testdata/iq"
 
 // readCU8 loads an RTL-SDR cu8 recording as complex samples ((b−127.5)/127.5).
 func readCU8(tb testing.TB, path string) []complex64 {

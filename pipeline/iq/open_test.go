@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const testdataIQ = "../../../shared/testdata/iq/"
+const testdataIQ = "../../testdata/iq/"
 
 func TestOpenRealRecording(t *testing.T) {
 	path := testdataIQ + "rtlsdr_868.950M_1M6_samples2.cu8"

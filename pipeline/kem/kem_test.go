@@ -21,8 +21,8 @@ import (
 )
 
 const (
-	realFile     = "../../../shared/testdata/kem/synthetic_test.zip.kem"
-	realJSON     = "../../../shared/testdata/kem/synthetic_test.json"
+	realFile     = "../../testdata/kem/synthetic_test.zip.kem"
+	realJSON     = "../../testdata/kem/synthetic_test.json"
 	testPassword = "TestPass123"
 )
 
