@@ -81,8 +81,8 @@ func parseMeterEntry(n int, raw json.RawMessage) (meters.Meter, error) {
 		return m, &MeterError{Entry: n, ID: id, Field: "key", Err: fmt.Errorf("%w: %w", ErrBadKey, err)}
 	}
 	if keyText != "" {
-		if m.Key, err = ParseKey(keyText); err != nil {
-			return m, &MeterError{Entry: n, ID: id, Field: "key", Err: err}
+		if m.Key, err = wmbus.ParseKey(keyText); err != nil {
+			return m, &MeterError{Entry: n, ID: id, Field: "key", Err: fmt.Errorf("%w: %w", ErrBadKey, err)}
 		}
 		m.HasKey = true
 	}
@@ -92,55 +92,11 @@ func parseMeterEntry(n int, raw json.RawMessage) (meters.Meter, error) {
 // parseMeterID checks the 8 decimal digits printed on the meter. Its errors
 // describe the text without quoting it.
 func parseMeterID(s string) (wmbus.ID, error) {
-	if s == "" {
-		return 0, fmt.Errorf("%w: missing; enter the 8-digit number printed on the meter", ErrBadMeterID)
-	}
-	digits := 0
-	for i, r := range []rune(s) {
-		if r < '0' || r > '9' {
-			return 0, fmt.Errorf("%w: character %d is not a digit; the ID is the 8-digit number printed on the meter", ErrBadMeterID, i+1)
-		}
-		digits++
-	}
-	if digits != 8 {
-		return 0, fmt.Errorf("%w: want 8 digits, got %d", ErrBadMeterID, digits)
-	}
 	id, err := wmbus.ParseID(s)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBadMeterID, err)
 	}
 	return id, nil
-}
-
-// ParseKey parses an AES-128 key written as 32 hexadecimal digits, with
-// spaces or tabs anywhere (utilities print keys in groups). Its errors say
-// what is wrong and where, never what the key is.
-func ParseKey(s string) ([16]byte, error) {
-	var key [16]byte
-	digits := 0
-	for i, r := range []rune(s) {
-		var v byte
-		switch {
-		case r == ' ' || r == '\t':
-			continue
-		case '0' <= r && r <= '9':
-			v = byte(r - '0')
-		case 'a' <= r && r <= 'f':
-			v = byte(r-'a') + 10
-		case 'A' <= r && r <= 'F':
-			v = byte(r-'A') + 10
-		default:
-			return [16]byte{}, fmt.Errorf("%w: character %d is not a hexadecimal digit (0-9, A-F)", ErrBadKey, i+1)
-		}
-		if digits < 32 {
-			key[digits/2] |= v << (4 * (1 - digits%2))
-		}
-		digits++
-	}
-	if digits != 32 {
-		return [16]byte{}, fmt.Errorf("%w: want 32 hexadecimal digits, got %d", ErrBadKey, digits)
-	}
-	return key, nil
 }
 
 // Merge combines two meter lists keyed by meter ID: primary (the add-on

@@ -130,10 +130,10 @@ func TestLoadOptionsBadMeters(t *testing.T) {
 		sentinel error
 		text     string
 	}{
-		{2, "", "id", ErrBadMeterID, "want 8 digits, got 7"},
-		{3, "12345678", "key", ErrBadKey, "want 32 hexadecimal digits, got 30"},
-		{4, "23456789", "key", ErrBadKey, "character 31 is not a hexadecimal digit"},
-		{5, "", "id", ErrBadMeterID, "character 3 is not a digit"},
+		{2, "", "id", ErrBadMeterID, "must be 8 digits, found 7 characters"},
+		{3, "12345678", "key", ErrBadKey, "must be 32 hex digits, found 30"},
+		{4, "23456789", "key", ErrBadKey, "not a hex digit at position 31"},
+		{5, "", "id", ErrBadMeterID, "must be 8 digits, found 32 characters"},
 		{6, "74493770", "id", ErrDuplicateID, "entry 1 has the same ID"},
 		{7, "", "", ErrBadOption, "want an entry with id and key, got text"},
 		{8, "", "id", ErrBadMeterID, "missing"},
@@ -281,61 +281,6 @@ func TestLoadOptionsEmptyValues(t *testing.T) {
 	if o.Radio.Input() != "rtlsdr://0" {
 		t.Errorf("Input() = %q", o.Radio.Input())
 	}
-}
-
-func TestParseKey(t *testing.T) {
-	cases := []struct {
-		in, err string
-	}{
-		{testKey, ""},
-		{strings.ToLower(testKey), ""},
-		{"44E9 112D 06BD 762E C2BF ECE5 7E48 7C9B", ""},
-		{" 44 E9 11 2D 06 BD 76 2E C2 BF EC E5 7E 48 7C 9B\t", ""},
-		{"", "want 32 hexadecimal digits, got 0"},
-		{"44E9112D06BD762EC2BFECE57E487C9B00", "want 32 hexadecimal digits, got 34"},
-		{"0x44E9112D06BD762EC2BFECE57E487C", "character 2 is not a hexadecimal digit"},
-		{"44E9-112D-06BD-762E-C2BF-ECE5-7E48-7C9B", "character 5 is not a hexadecimal digit"},
-		{"44É9112D06BD762EC2BFECE57E487C9B", "character 3 is not a hexadecimal digit"},
-	}
-	for _, c := range cases {
-		k, err := ParseKey(c.in)
-		if c.err == "" {
-			if err != nil {
-				t.Errorf("ParseKey(%q): %v", c.in, err)
-			} else if k != mustKey(t, testKey) {
-				t.Errorf("ParseKey(%q) = %X", c.in, k)
-			}
-			continue
-		}
-		if err == nil || !errors.Is(err, ErrBadKey) || !strings.Contains(err.Error(), c.err) {
-			t.Errorf("ParseKey(%q) error %v, want %q", c.in, err, c.err)
-		}
-		if k != ([16]byte{}) {
-			t.Errorf("ParseKey(%q) returned key bytes with an error", c.in)
-		}
-	}
-}
-
-// FuzzParseKey: never panics; an accepted key is the input's hex digits; an
-// error is one of two fixed forms, so it cannot carry the input.
-func FuzzParseKey(f *testing.F) {
-	for _, s := range []string{testKey, "44E9 112D 06BD 762E C2BF ECE5 7E48 7C9B", "", "0x00", "ZZ", "44É9"} {
-		f.Add(s)
-	}
-	errForm := regexp.MustCompile(`^invalid key: (character \d+ is not a hexadecimal digit \(0-9, A-F\)|want 32 hexadecimal digits, got \d+)$`)
-	f.Fuzz(func(t *testing.T, s string) {
-		k, err := ParseKey(s)
-		if err != nil {
-			if !errForm.MatchString(err.Error()) {
-				t.Fatalf("unexpected error form: %q", err)
-			}
-			return
-		}
-		digits := strings.NewReplacer(" ", "", "\t", "").Replace(s)
-		if !strings.EqualFold(hex.EncodeToString(k[:]), digits) {
-			t.Fatalf("ParseKey(%q) = %X", s, k)
-		}
-	})
 }
 
 // FuzzLoadOptions: any options file gives usable options and only errors

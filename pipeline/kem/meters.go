@@ -1,7 +1,6 @@
 package kem
 
 import (
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -278,22 +277,12 @@ func attrValue(n *node, name string) string {
 	return ""
 }
 
-// parseKey decodes 32 hex digits (blanks allowed between them). Errors
-// describe the shape, never the digits.
+// parseKey reads a DEK with the one key parser; line breaks inside the
+// XML text are blanks too. Errors describe the shape, never the digits.
 func parseKey(dst *[16]byte, s string) error {
-	s = strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '\t', '\r', '\n':
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) != 32 {
-		return fmt.Errorf("%w: DEK has %d characters, want 32 hex digits", ErrFormat, len(s))
-	}
-	var k [16]byte
-	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
-		return fmt.Errorf("%w: DEK is not hexadecimal", ErrFormat)
+	k, err := wmbus.ParseKey(strings.NewReplacer("\r", " ", "\n", " ").Replace(s))
+	if err != nil {
+		return fmt.Errorf("%w: DEK %v", ErrFormat, err)
 	}
 	*dst = k
 	return nil

@@ -3,7 +3,6 @@ package meters
 import (
 	"bytes"
 	"cmp"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -470,51 +469,24 @@ func (p *parser) meter(i int, e any) (m Meter, good, idOK bool) {
 	return m, good, idOK
 }
 
-// parseID checks an 8-digit ID. The message never quotes the text: a key
-// pasted into the wrong field must not end up in a log.
+// parseID checks an 8-digit ID; the message never quotes the text.
 func parseID(s string) (wmbus.ID, string) {
-	s = strings.TrimSpace(s)
-	if n := utf8.RuneCountInString(s); n != 8 {
-		return 0, fmt.Sprintf("must be 8 digits, found %d characters", n)
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Sprintf("must be 8 digits; character %d is not a digit", i+1)
-		}
-	}
 	id, err := wmbus.ParseID(s)
 	if err != nil {
-		return 0, "must be 8 digits"
+		return 0, err.Error()
 	}
 	return id, ""
 }
 
-// parseKey decodes 32 hex digits; spaces and tabs are ignored. An empty key
-// means "no key". The message describes, never quotes.
+// parseKey reads a key; an empty one means "no key". The message describes,
+// never quotes.
 func parseKey(s string) (key [16]byte, has bool, msg string) {
-	var digits [32]byte
-	n := 0
-	for i, r := range s {
-		switch {
-		case r == ' ' || r == '\t':
-			continue
-		case r < utf8.RuneSelf && isHex(byte(r)):
-			if n < len(digits) {
-				digits[n] = byte(r)
-			}
-			n++
-		default:
-			return key, false, fmt.Sprintf("has a character that is not a hex digit at position %d (a key is 32 hex digits 0-9 A-F, spaces allowed)", utf8.RuneCountInString(s[:i])+1)
-		}
-	}
-	switch {
-	case n == 0:
+	if strings.TrimSpace(s) == "" {
 		return key, false, ""
-	case n != 32:
-		return key, false, fmt.Sprintf("must be 32 hex digits, found %d", n)
 	}
-	if _, err := hex.Decode(key[:], digits[:]); err != nil {
-		return key, false, "is not valid hex"
+	key, err := wmbus.ParseKey(s)
+	if err != nil {
+		return key, false, err.Error()
 	}
 	return key, true, ""
 }

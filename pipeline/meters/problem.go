@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
 // Sentinel errors, testable with errors.Is on a Problem or a *SyntaxError.
@@ -11,8 +13,8 @@ var (
 	ErrSyntax       = errors.New("not valid TOML")
 	ErrUnknownField = errors.New("unknown field")
 	ErrDuplicateID  = errors.New("duplicate meter ID")
-	ErrBadKey       = errors.New("key is not 32 hex digits")
-	ErrBadID        = errors.New("malformed meter ID")
+	ErrBadKey       = wmbus.ErrBadKey
+	ErrBadID        = wmbus.ErrBadID
 	ErrMissingID    = errors.New("meter without id")
 	ErrBadType      = errors.New("wrong type")
 	ErrBadValue     = errors.New("bad value")

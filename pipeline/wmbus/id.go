@@ -1,9 +1,6 @@
 package wmbus
 
-import (
-	"fmt"
-	"strconv"
-)
+import "fmt"
 
 // ID is a meter's address as sent: four BCD bytes read little-endian, so the
 // printed ID 74493770 is the value 0x74493770. Keeping the raw BCD means a
@@ -12,23 +9,6 @@ type ID uint32
 
 // String prints the ID the way it is written on the meter: eight digits.
 func (id ID) String() string { return fmt.Sprintf("%08X", uint32(id)) }
-
-// ParseID parses an 8-digit meter ID as printed on the meter ("74493770").
-func ParseID(s string) (ID, error) {
-	if len(s) != 8 {
-		return 0, fmt.Errorf("meter ID %q: want 8 digits, got %d characters", s, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, fmt.Errorf("meter ID %q: %q is not a digit", s, s[i])
-		}
-	}
-	v, err := strconv.ParseUint(s, 16, 32)
-	if err != nil {
-		return 0, fmt.Errorf("meter ID %q: %w", s, err)
-	}
-	return ID(v), nil
-}
 
 // Manufacturer is the 2-byte manufacturer field (little-endian on the air).
 type Manufacturer uint16
