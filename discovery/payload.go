@@ -168,7 +168,7 @@ func FeaturesOf(r *kamstrup.Reading) Features {
 			f.History |= 1 << a
 		}
 	}
-	// MarshalJSON writes rssi_dbfs only when the radio mode is known.
+	// the reading JSON has level_dbfs only when the radio mode is known.
 	f.Radio = r.Radio.Mode != ""
 	f.Time = !r.Time.IsZero()
 	return f
@@ -435,7 +435,7 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			Precision:        ptr(1),
 			EntityCategory:   "diagnostic",
 			EnabledByDefault: ptr(false),
-			ValueTemplate:    numberTemplate("rssi_dbfs"),
+			ValueTemplate:    numberTemplate("level_dbfs"),
 		})
 	}
 	if f.Time {

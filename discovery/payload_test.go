@@ -31,7 +31,7 @@ func testSite(tb testing.TB) Site {
 // radio data present, so the signal entity exists.
 func radioReading(tb testing.TB) kamstrup.Reading {
 	r := vectorReadings(tb)[0]
-	r.Radio = kamstrup.Radio{Mode: "C1", Format: "B", LevelDBFS: -41.26, SNRdB: 18.3, OffsetHz: 2150}
+	r.Radio = wmbus.Radio{Mode: "C1", Format: "B", LevelDBFS: -41.26, SNRdB: 18.3, OffsetHz: 2150}
 	return r
 }
 

@@ -101,7 +101,7 @@ func (v vector) reading(tb testing.TB, i int) kamstrup.Reading {
 		DeviceType:   hexByte(tb, e.DeviceType),
 		Model:        "flowIQ 2101", // version 0x1F, see docs/wmbus-kamstrup.md
 		Time:         t0.Add(time.Duration(i) * 16 * time.Second),
-		Radio:        kamstrup.Radio{Format: "B"},
+		Radio:        wmbus.Radio{Format: "B"},
 	}
 	if v.Kind == "compact" {
 		r.Kind = kamstrup.Compact

@@ -16,7 +16,6 @@ import (
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/iq"
-	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
@@ -26,8 +25,8 @@ type Frame struct {
 	// Stripped says Data is already CRC-less (a demodulator checked and
 	// removed the CRCs), so no detection is needed.
 	Stripped bool
-	Radio    kamstrup.Radio // what the receiver measured; zero for text input
-	Time     time.Time      // when it arrived
+	Radio    wmbus.Radio // what the receiver measured; zero for text input
+	Time     time.Time   // when it arrived
 	// Position is the sample index of the frame in a radio stream, or the
 	// line number of a text input.
 	Position int64
@@ -82,6 +81,13 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 		}
 	}
 	return &RadioSource{Spec: spec, Stdin: stdin, Options: ro}, nil
+}
+
+// Tuned reports whether an input spec is a radio this gateway tunes (a
+// dongle or rtl_tcp), rather than an input that describes itself (a
+// recording, stdin, hex lines).
+func Tuned(spec string) bool {
+	return strings.HasPrefix(spec, "rtltcp://") || strings.HasPrefix(spec, "rtlsdr://")
 }
 
 // HexSource reads telegrams written as hex, one per line, in any form
@@ -192,9 +198,7 @@ func (s *RadioSource) Name() string { return s.Spec }
 
 // Live implements Source: dongles and rtl_tcp are reopened; recordings and
 // stdin end.
-func (s *RadioSource) Live() bool {
-	return strings.HasPrefix(s.Spec, "rtltcp://") || strings.HasPrefix(s.Spec, "rtlsdr://")
-}
+func (s *RadioSource) Live() bool { return Tuned(s.Spec) }
 
 // Run implements Source.
 func (s *RadioSource) Run(ctx context.Context, h Handler) error {
@@ -224,7 +228,7 @@ func (s *RadioSource) Run(ctx context.Context, h Handler) error {
 			h.Frame(Frame{
 				Data:     f.Data,
 				Stripped: true,
-				Radio: kamstrup.Radio{Mode: f.Mode.String(), Format: f.Format.String(),
+				Radio: wmbus.Radio{Mode: f.Mode.String(), Format: f.Format.String(),
 					LevelDBFS: f.LevelDBFS, SNRdB: f.SNRdB, OffsetHz: f.OffsetHz},
 				Time:     time.Now(),
 				Position: f.Position,

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/addon"
-	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 )
 
 const (
@@ -457,8 +456,8 @@ func TestAddonSupervisorRetried(t *testing.T) {
 	}))
 	t.Cleanup(flaky.Close)
 	t.Setenv("SUPERVISOR_URL", flaky.URL)
-	defer func(d time.Duration) { supervisorRetryDelay = d }(supervisorRetryDelay)
-	supervisorRetryDelay = 10 * time.Millisecond
+	defer func(d time.Duration) { addon.SupervisorRetryDelay = d }(addon.SupervisorRetryDelay)
+	addon.SupervisorRetryDelay = 10 * time.Millisecond
 
 	d := newAddonDirs(t, map[string]any{"meters": []any{map[string]any{"id": "74493770", "key": addonSeedKey}}})
 	code, stdout, log := runAddonCommand(t, seedLines(t), d.args("--input", "hex:-")...)
@@ -583,12 +582,12 @@ func TestAddonLogLevels(t *testing.T) {
 		in   string
 		want slog.Level
 	}{{"trace", -8}, {"debug", slog.LevelDebug}, {"info", slog.LevelInfo}, {"warning", slog.LevelWarn}, {"WARN", slog.LevelWarn}, {"error", slog.LevelError}} {
-		if got, err := parseAddonLevel(tc.in); err != nil || got != tc.want {
-			t.Errorf("parseAddonLevel(%q) = %v, %v", tc.in, got, err)
+		if got, err := addon.ParseLevel(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseLevel(%q) = %v, %v", tc.in, got, err)
 		}
 	}
 	var buf output
-	newAddonLogger(&env{stderr: &buf}, -8).Log(context.Background(), -8, "x")
+	addon.NewLogger(&buf, -8).Log(context.Background(), -8, "x")
 	if !strings.Contains(buf.String(), "level=TRACE") {
 		t.Errorf("trace line: %s", buf.String())
 	}
@@ -602,10 +601,10 @@ func TestAddonRadioLayers(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	file, err := meters.Parse([]byte("[radio]\nchip_rate = \"50k\"\ncenter = \"100M\"\n"), "meters.toml")
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(d.config, "meters.toml"), []byte("[radio]\nchip_rate = \"50k\"\ncenter = \"100M\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	paths := addon.Paths{Options: d.options, Data: d.data, Config: d.config}
 	resolve := func(args ...string) (string, float64, float64, float64, float64) {
 		t.Helper()
 		e := &env{stderr: io.Discard}
@@ -615,11 +614,12 @@ func TestAddonRadioLayers(t *testing.T) {
 		if err := rf.parse(e, fs, args); err != nil {
 			t.Fatal(err)
 		}
-		input, ro, err := rf.resolve(addonRadio(opts.Radio, file.Radio, rf))
+		cfg, err := addon.Configure(context.Background(), slog.New(slog.DiscardHandler), opts, paths, rf.layer(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return input, ro.IQ.CenterHz, ro.Demod.ChannelHz, ro.IQ.SampleRate, ro.Demod.ChipRate
+		ro := cfg.Radio
+		return cfg.Input, ro.IQ.CenterHz, ro.Demod.ChannelHz, ro.IQ.SampleRate, ro.Demod.ChipRate
 	}
 	input, center, channel, rate, chip := resolve()
 	if input != "rtlsdr://0" || center != 923e6 || channel != 923e6 || rate != 2.4e6 || chip != 50e3 {

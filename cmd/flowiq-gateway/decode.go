@@ -185,7 +185,7 @@ func (d *decodeRun) line(where, s string) {
 		d.fail(where, err)
 		return
 	}
-	readings, err := d.dec.Decode(&d.tg, time.Time{}, kamstrup.Radio{})
+	readings, err := d.dec.Decode(&d.tg, time.Time{}, wmbus.Radio{})
 	for i := range readings {
 		d.print(&readings[i])
 	}
@@ -230,66 +230,7 @@ func (d *decodeRun) print(r *kamstrup.Reading) {
 		d.e.stdout.Write(d.out)
 		return
 	}
-	d.out = appendReadable(d.out[:0], r)
+	d.out = r.AppendText(d.out[:0])
 	d.out = append(d.out, '\n')
 	d.e.stdout.Write(d.out)
-}
-
-// appendReadable writes one reading as a line of key=value pairs.
-func appendReadable(b []byte, r *kamstrup.Reading) []byte {
-	b = append(b, r.ID.String()...)
-	b = append(b, ' ')
-	b = append(b, r.Manufacturer.String()...)
-	b = append(b, ' ')
-	b = strconv.AppendQuote(b, r.Model)
-	b = append(b, ' ')
-	b = append(b, r.Kind.String()...)
-	b = append(b, " access="...)
-	b = strconv.AppendUint(b, uint64(r.AccessNumber), 10)
-	for q := range kamstrup.NumQuantities {
-		v, ok := r.Get(q)
-		if !ok {
-			continue
-		}
-		b = append(b, ' ')
-		b = append(b, kamstrup.Quantities[q].Key...)
-		b = append(b, '=')
-		if v.Known {
-			b = strconv.AppendFloat(b, v.V, 'f', -1, 64)
-		} else {
-			b = append(b, "unknown"...)
-		}
-	}
-	if !r.TargetDate.IsZero() {
-		b = append(b, " target_date="...)
-		b = r.TargetDate.AppendFormat(b, time.DateOnly)
-	}
-	if r.Info.Bits != 0 {
-		b = fmt.Appendf(b, " info_code=0x%0*X alarms=", r.Info.Bits/4, r.Info.Raw)
-		if a := r.ActiveAlarms(); len(a) > 0 {
-			b = append(b, strings.Join(a, ",")...)
-		} else {
-			b = append(b, "none"...)
-		}
-		for a := range kamstrup.NumAlarms {
-			if dur, ok := r.Info.Duration(a); ok && dur != 0 {
-				b = append(b, ' ')
-				b = append(b, kamstrup.Alarms[a].Key...)
-				b = append(b, "_duration="...)
-				b = strconv.AppendQuote(b, kamstrup.DurationText[dur])
-			}
-		}
-		if o := r.Info.Other(); o != 0 {
-			b = fmt.Appendf(b, " other_flags=0x%X", o)
-		}
-	}
-	if len(r.ManufacturerData) > 0 {
-		b = append(b, " manufacturer_data="...)
-		b = hex.AppendEncode(b, r.ManufacturerData)
-	}
-	if r.Radio.Format != "" {
-		b = append(b, " frame_format="...)
-		b = append(b, r.Radio.Format...)
-	}
-	return b
 }

@@ -169,17 +169,12 @@ func kemMerge(ctx context.Context, e *env, path, file string, ms []kem.Meter) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	source := "KEM file " + filepath.Base(file)
-	var entries []meters.Meter
-	for _, m := range ms {
-		switch {
-		case !m.HasID:
-			fmt.Fprintf(e.stderr, "not merged: %s: serial is not a wM-Bus ID\n", m.Serial)
-		case !m.HasKey:
-			fmt.Fprintf(e.stderr, "not merged: %s: no key in the KEM file\n", m.Serial)
-		default:
-			entries = append(entries, meters.Meter{ID: m.ID, Key: m.Key, HasKey: true, Enabled: true, Source: source})
-		}
+	entries, skipped := kem.Usable(ms, "KEM file "+filepath.Base(file))
+	for _, msg := range skipped {
+		fmt.Fprintln(e.stderr, "not merged: "+msg)
+	}
+	for i := range entries {
+		entries[i].Model = "" // the decoded model stays in charge
 	}
 	if len(entries) == 0 {
 		return fmt.Errorf("nothing to merge into %s: no meter of %s has both a wM-Bus ID and a key", path, filepath.Base(file))

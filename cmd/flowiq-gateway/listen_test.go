@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 )
 
 type recordingList struct {
@@ -46,7 +48,7 @@ func TestListenRealRecordings(t *testing.T) {
 				t.Fatalf("%d frames printed, want %d:\n%s", len(lines), len(rec.Frames), out.String())
 			}
 			for i, l := range lines {
-				var f listenFrame
+				var f pipeline.FrameInfo
 				if err := json.Unmarshal([]byte(l), &f); err != nil {
 					t.Fatal(err)
 				}

@@ -2,18 +2,14 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"strings"
 
-	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
-	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
-	"github.com/flowiq-gateway/flowiq-gateway/pipeline/iq"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
+	"github.com/flowiq-gateway/flowiq-gateway/settings"
 )
 
-// radioFlags are the input and radio flags shared by listen and run. Each
-// is text as typed ("1.6M", "868.95M") and parsed once, in resolve, where
-// the meter list's [radio] section fills in what the flags leave unset.
+// radioFlags are the input and radio flags shared by listen, run and addon,
+// kept as typed; settings.Resolve parses them with the other layers.
 type radioFlags struct {
 	input, format, center, channel, rate, gain, modes, chipRate, deviation string
 	ppm                                                                    int
@@ -36,8 +32,8 @@ func (r *radioFlags) register(fs *flag.FlagSet) {
 }
 
 // parse parses the command line of a command with radio flags and no
-// arguments, and records which flags the user gave, so that file and
-// add-on settings apply only where no flag was given.
+// arguments, and records which flags the user gave: only those form the
+// flags layer, so file and add-on settings apply where no flag was given.
 func (r *radioFlags) parse(e *env, fs *flag.FlagSet, args []string) error {
 	if err := parseNoArgs(e, fs, args); err != nil {
 		return err
@@ -47,79 +43,18 @@ func (r *radioFlags) parse(e *env, fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// resolve merges the flags over the meter list's [radio] section and parses
-// every value, naming the setting at fault.
-func (r *radioFlags) resolve(file meters.Radio) (string, pipeline.RadioOptions, error) {
-	pick := func(name, flagVal, fileVal string) string {
-		if r.set[name] || fileVal == "" {
-			return flagVal
-		}
-		return fileVal
+// layer is the flags the user gave, as the highest settings layer.
+func (r *radioFlags) layer() settings.Layer {
+	l := settings.Layer{Name: "flags", Radio: meters.Radio{Input: r.input, Format: r.format, Center: r.center,
+		Channel: r.channel, Rate: r.rate, Gain: r.gain, ChipRate: r.chipRate, Deviation: r.deviation}}
+	if r.modes != "" {
+		l.Radio.Modes = strings.Split(r.modes, ",")
 	}
-	var ro pipeline.RadioOptions
-	input := pick("input", r.input, file.Input)
-	if input == "" {
-		input = "rtlsdr://0"
+	if r.set["ppm"] {
+		l.Radio.PPM = &r.ppm
 	}
-	hz := func(name, v string) (float64, error) {
-		if v == "" {
-			return 0, nil
-		}
-		f, err := iq.ParseHz(v)
-		if err != nil {
-			return 0, fmt.Errorf("--%s: %w", name, err)
-		}
-		return f, nil
+	if r.set["agc"] {
+		l.AGC = &r.agc
 	}
-	var err error
-	if ro.IQ.SampleRate, err = hz("rate", pick("rate", r.rate, file.Rate)); err != nil {
-		return "", ro, err
-	}
-	if ro.IQ.CenterHz, err = hz("center", pick("center", r.center, file.Center)); err != nil {
-		return "", ro, err
-	}
-	if ro.Demod.ChannelHz, err = hz("channel", pick("channel", r.channel, file.Channel)); err != nil {
-		return "", ro, err
-	}
-	if ro.Demod.ChipRate, err = hz("chip-rate", pick("chip-rate", r.chipRate, file.ChipRate)); err != nil {
-		return "", ro, err
-	}
-	if ro.Demod.DeviationHz, err = hz("deviation", pick("deviation", r.deviation, file.Deviation)); err != nil {
-		return "", ro, err
-	}
-	if f := pick("format", r.format, file.Format); f != "" {
-		if ro.IQ.Format, err = iq.ParseFormat(f); err != nil {
-			return "", ro, fmt.Errorf("--format: %w", err)
-		}
-	}
-	ro.IQ.Gain = pick("gain", r.gain, file.Gain)
-	if ro.IQ.Gain != "" {
-		if _, _, err := iq.ParseGain(ro.IQ.Gain); err != nil {
-			return "", ro, fmt.Errorf("--gain: %w", err)
-		}
-	}
-	ro.IQ.PPM = r.ppm
-	if !r.set["ppm"] && file.PPM != nil {
-		ro.IQ.PPM = *file.PPM
-	}
-	ro.IQ.AGC = r.agc
-	modes := r.modes
-	if !r.set["modes"] && len(file.Modes) > 0 {
-		modes = strings.Join(file.Modes, ",")
-	}
-	if modes != "" {
-		if ro.Demod.Modes, err = demod.ParseModes(modes); err != nil {
-			return "", ro, fmt.Errorf("--modes: %w", err)
-		}
-	}
-	// A dongle tuned by us sits on the channel unless told otherwise.
-	if ro.IQ.CenterHz == 0 && ro.Demod.ChannelHz != 0 && !isRecording(input) {
-		ro.IQ.CenterHz = ro.Demod.ChannelHz
-	}
-	ro.Demod.CenterHz = ro.IQ.CenterHz
-	return input, ro, nil
-}
-
-func isRecording(input string) bool {
-	return !strings.HasPrefix(input, "rtltcp://") && !strings.HasPrefix(input, "rtlsdr://") && !strings.HasPrefix(input, pipeline.HexPrefix)
+	return l
 }

@@ -42,7 +42,7 @@ func BenchmarkDecodeMix(b *testing.B) {
 		if err := p.Parse(m.frame, m.keys, &tg); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := d.Decode(&tg, now, Radio{}); err != nil {
+		if _, err := d.Decode(&tg, now, wmbus.Radio{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -57,7 +57,7 @@ func BenchmarkDecodeMix(b *testing.B) {
 		if err := p.Parse(m.frame, m.keys, &tg); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := d.Decode(&tg, now, Radio{}); err != nil {
+		if _, err := d.Decode(&tg, now, wmbus.Radio{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,7 +88,7 @@ func benchOne(b *testing.B, name string) {
 	d := NewDecoder()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := d.Decode(&tg, time.Time{}, Radio{}); err != nil {
+		if _, err := d.Decode(&tg, time.Time{}, wmbus.Radio{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -43,7 +43,7 @@ type queued struct {
 	n     int
 	sig   uint16
 	at    time.Time
-	radio Radio
+	radio wmbus.Radio
 }
 
 type meterQueue struct {
@@ -93,7 +93,7 @@ func NewDecoder() *Decoder {
 // an error come back together, the error concerns queued frames that still
 // failed. The slice and its readings' ManufacturerData are reused by the
 // next call: copy what you keep.
-func (d *Decoder) Decode(t *wmbus.Telegram, at time.Time, radio Radio) ([]Reading, error) {
+func (d *Decoder) Decode(t *wmbus.Telegram, at time.Time, radio wmbus.Radio) ([]Reading, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.out = d.out[:0]
@@ -145,7 +145,7 @@ func (d *Decoder) slot() (*Reading, int) {
 	return &d.out[i], i
 }
 
-func (d *Decoder) header(r *Reading, t *wmbus.Telegram, kind FrameKind, at time.Time, radio Radio) {
+func (d *Decoder) header(r *Reading, t *wmbus.Telegram, kind FrameKind, at time.Time, radio wmbus.Radio) {
 	r.ID = t.Meter()
 	r.Manufacturer, r.Version, r.DeviceType = t.Header.Manufacturer, t.Header.Version, t.Header.DeviceType
 	if t.TPL.CI == 0x72 {
@@ -160,7 +160,7 @@ func (d *Decoder) header(r *Reading, t *wmbus.Telegram, kind FrameKind, at time.
 
 // full decodes a full frame and learns its format; learned reports a
 // format not seen before.
-func (d *Decoder) full(t *wmbus.Telegram, at time.Time, radio Radio) (learned bool, err error) {
+func (d *Decoder) full(t *wmbus.Telegram, at time.Time, radio wmbus.Radio) (learned bool, err error) {
 	r, i := d.slot()
 	d.header(r, t, Full, at, radio)
 	d.heads = d.heads[:0]
@@ -198,7 +198,7 @@ func (d *Decoder) learn(heads []byte) bool {
 
 // compact decodes a compact frame's app data (after CI 0x79). When its
 // format is unknown and mayQueue is set, the frame is queued.
-func (d *Decoder) compact(t *wmbus.Telegram, app []byte, at time.Time, radio Radio, mayQueue bool) error {
+func (d *Decoder) compact(t *wmbus.Telegram, app []byte, at time.Time, radio wmbus.Radio, mayQueue bool) error {
 	if len(app) < 4 {
 		return fmt.Errorf("%w: compact frame of %d bytes has no signature and data CRC", ErrFrame, len(app))
 	}
@@ -289,7 +289,7 @@ func (d *Decoder) apply(r *Reading, i int, rec *mbus.Record) error {
 }
 
 // enqueue keeps a compact frame until its format is known.
-func (d *Decoder) enqueue(t *wmbus.Telegram, app []byte, sig uint16, at time.Time, radio Radio) error {
+func (d *Decoder) enqueue(t *wmbus.Telegram, app []byte, sig uint16, at time.Time, radio wmbus.Radio) error {
 	var q *meterQueue
 	for _, x := range d.queues {
 		if x.id == t.Meter() {

@@ -55,7 +55,7 @@ func decodeOne(t *testing.T, v vector) (Reading, error) {
 	if err := p.Parse(mustHex(t, v.Frame), keysOf(t, v), &tg); err != nil {
 		t.Fatalf("parse: %v", err)
 	}
-	rs, err := NewDecoder().Decode(&tg, time.Time{}, Radio{})
+	rs, err := NewDecoder().Decode(&tg, time.Time{}, wmbus.Radio{})
 	if err != nil {
 		return Reading{}, err
 	}
@@ -293,7 +293,7 @@ func TestSeedMeterStream(t *testing.T) {
 		if err := p.Parse(mustHex(t, v.Frame), keysOf(t, v), &tg); err != nil {
 			t.Fatal(err)
 		}
-		rs, err := d.Decode(&tg, time.Time{}, Radio{})
+		rs, err := d.Decode(&tg, time.Time{}, wmbus.Radio{})
 		if err != nil || len(rs) != 1 {
 			t.Fatalf("%s: %d readings, %v", v.Name, len(rs), err)
 		}
@@ -336,7 +336,7 @@ func TestKnownFormatsTable(t *testing.T) {
 		if err := p.Parse(frame, nil, &tg); err != nil {
 			t.Fatal(err)
 		}
-		rs, err := d.Decode(&tg, time.Time{}, Radio{})
+		rs, err := d.Decode(&tg, time.Time{}, wmbus.Radio{})
 		if err != nil || len(rs) != 1 || rs[0].Unmapped != 0 {
 			t.Errorf("%s: %v %+v", k.Signature, err, rs)
 		}
@@ -417,7 +417,7 @@ func TestLearnQueueAndPersist(t *testing.T) {
 		if err := p.Parse(frame, nil, &tg); err != nil {
 			t.Fatal(err)
 		}
-		return d.Decode(&tg, time.Time{}, Radio{})
+		return d.Decode(&tg, time.Time{}, wmbus.Radio{})
 	}
 	// Unknown version: still decodes, model unknown.
 	for acc := byte(1); acc <= 3; acc++ {
@@ -465,7 +465,7 @@ func TestLearnQueueAndPersist(t *testing.T) {
 	if err := p.Parse(plainFrame(t, "55556666", 0x1F, 7, compact), nil, &tg); err != nil {
 		t.Fatal(err)
 	}
-	if rs, err := d2.Decode(&tg, time.Time{}, Radio{}); err != nil || len(rs) != 1 {
+	if rs, err := d2.Decode(&tg, time.Time{}, wmbus.Radio{}); err != nil || len(rs) != 1 {
 		t.Fatalf("after load: %v", err)
 	}
 	if err := NewDecoder().Load(filepath.Join(t.TempDir(), "missing")); err != nil {
@@ -503,7 +503,7 @@ func TestQueueBound(t *testing.T) {
 		if e := p.Parse(plainFrame(t, "11112222", 0x1F, byte(acc), compact), nil, &tg); e != nil {
 			t.Fatal(e)
 		}
-		_, err = d.Decode(&tg, time.Time{}, Radio{})
+		_, err = d.Decode(&tg, time.Time{}, wmbus.Radio{})
 	}
 	if !errors.Is(err, ErrAwaitingFullFrame) || !errors.Is(err, ErrQueueFull) || !strings.Contains(err.Error(), "access number 0) dropped") || d.Pending() != MaxQueuedPerMeter {
 		t.Fatalf("%v, pending %d", err, d.Pending())
@@ -534,7 +534,7 @@ func TestDecodeErrors(t *testing.T) {
 		if tc.name == "no readings CI" {
 			tg.AppCI = 0xA0
 		}
-		_, err := NewDecoder().Decode(&tg, time.Time{}, Radio{})
+		_, err := NewDecoder().Decode(&tg, time.Time{}, wmbus.Radio{})
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) || !strings.HasPrefix(err.Error(), "meter 74493770: ") {
 			t.Errorf("%s: %v", tc.name, err)
 		}
@@ -551,7 +551,7 @@ func TestDecodeAllocs(t *testing.T) {
 			if err := p.Parse(m.frame, m.keys, &tg); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.Decode(&tg, time.Time{}, Radio{}); err != nil {
+			if _, err := d.Decode(&tg, time.Time{}, wmbus.Radio{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -22,7 +22,7 @@ func FuzzCompact(f *testing.F) {
 	f.Fuzz(func(t *testing.T, app []byte) {
 		d := NewDecoder()
 		tg := wmbus.Telegram{Header: wmbus.Header{Manufacturer: wmbus.KAM, ID: 0x74493770, Version: 0x1F, DeviceType: 0x16}, AppCI: 0x79, App: app}
-		rs, err := d.Decode(&tg, time.Time{}, Radio{})
+		rs, err := d.Decode(&tg, time.Time{}, wmbus.Radio{})
 		if err == nil && len(rs) != 1 {
 			t.Fatalf("%d readings without error", len(rs))
 		}
@@ -33,7 +33,7 @@ func FuzzCompact(f *testing.F) {
 		}
 		// A full frame made of the same bytes must not break the queue.
 		tg.AppCI = 0x78
-		_, _ = d.Decode(&tg, time.Time{}, Radio{})
+		_, _ = d.Decode(&tg, time.Time{}, wmbus.Radio{})
 	})
 }
 
@@ -50,9 +50,9 @@ func FuzzFull(f *testing.F) {
 	f.Fuzz(func(t *testing.T, records, compact []byte) {
 		d := NewDecoder()
 		tg := wmbus.Telegram{Header: wmbus.Header{Manufacturer: wmbus.KAW, ID: 0x12345678, Version: 0x3C, DeviceType: 0x16}, AppCI: 0x79, App: compact}
-		_, _ = d.Decode(&tg, time.Time{}, Radio{})
+		_, _ = d.Decode(&tg, time.Time{}, wmbus.Radio{})
 		tg.AppCI, tg.App = 0x78, records
-		rs, err := d.Decode(&tg, time.Time{}, Radio{})
+		rs, err := d.Decode(&tg, time.Time{}, wmbus.Radio{})
 		for _, r := range rs {
 			if _, err := json.Marshal(r); err != nil {
 				t.Fatal(err)

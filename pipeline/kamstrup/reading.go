@@ -5,9 +5,11 @@ package kamstrup
 
 import (
 	"encoding/hex"
-	"encoding/json"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -182,16 +184,6 @@ func (k FrameKind) String() string {
 	return "full"
 }
 
-// Radio is what the receiver knew about the telegram; zero when it arrived
-// as text.
-type Radio struct {
-	Mode      string  // "C1", "T1"
-	Format    string  // link-layer frame format "A", "B" or "none"
-	LevelDBFS float64 // signal level
-	SNRdB     float64
-	OffsetHz  float64 // carrier offset from the channel
-}
-
 // Reading is one decoded telegram of one meter.
 type Reading struct {
 	ID           wmbus.ID
@@ -202,7 +194,7 @@ type Reading struct {
 	Kind         FrameKind
 	AccessNumber uint8
 	Time         time.Time // when it was received
-	Radio        Radio
+	Radio        wmbus.Radio
 
 	values  [NumQuantities]Value
 	present uint32 // bit q set: quantity q was reported
@@ -242,17 +234,21 @@ func (r *Reading) ActiveAlarms() []string {
 	return out
 }
 
-// MarshalJSON writes the reading as one flat object: identity, frame, every
-// reported value in SI-style units (unit in the key), alarms and radio data.
-// Unknown values are null; unreported ones are absent.
-func (r Reading) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 512)
+// MarshalJSON is AppendJSON for encoding/json.
+func (r Reading) MarshalJSON() ([]byte, error) { return r.AppendJSON(make([]byte, 0, 512)), nil }
+
+// AppendJSON appends the reading's one JSON encoding — used for MQTT state,
+// JSON lines, the state file and every API — as one flat object: identity,
+// frame, every reported value in SI-style units (unit in the key), alarms
+// and radio data. Unknown values are null; unreported ones are absent.
+// ParseReading reads it back.
+func (r *Reading) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":"`...)
 	b = append(b, r.ID.String()...)
 	b = append(b, `","manufacturer":"`...)
 	b = append(b, r.Manufacturer.String()...)
 	b = append(b, `","model":`...)
-	b = strconv.AppendQuote(b, r.Model)
+	b = appendJSONString(b, r.Model)
 	b = append(b, `,"version":"0x`...)
 	b = appendHexByte(b, r.Version)
 	b = append(b, `","device_type":"0x`...)
@@ -327,10 +323,10 @@ func (r Reading) MarshalJSON() ([]byte, error) {
 	}
 	if r.Radio.Mode != "" {
 		b = append(b, `,"mode":`...)
-		b = strconv.AppendQuote(b, r.Radio.Mode)
+		b = appendJSONString(b, r.Radio.Mode)
 		b = append(b, `,"frame_format":`...)
-		b = strconv.AppendQuote(b, r.Radio.Format)
-		b = append(b, `,"rssi_dbfs":`...)
+		b = appendJSONString(b, r.Radio.Format)
+		b = append(b, `,"level_dbfs":`...)
 		b = strconv.AppendFloat(b, round1(r.Radio.LevelDBFS), 'f', -1, 64)
 		b = append(b, `,"snr_db":`...)
 		b = strconv.AppendFloat(b, round1(r.Radio.SNRdB), 'f', -1, 64)
@@ -338,15 +334,98 @@ func (r Reading) MarshalJSON() ([]byte, error) {
 		b = strconv.AppendFloat(b, float64(int64(r.Radio.OffsetHz)), 'f', -1, 64)
 	} else if r.Radio.Format != "" {
 		b = append(b, `,"frame_format":`...)
-		b = strconv.AppendQuote(b, r.Radio.Format)
+		b = appendJSONString(b, r.Radio.Format)
 	}
-	b = append(b, '}')
-	if !json.Valid(b) {
-		// Every field above is a number or a quoted string; this cannot
-		// trip unless the encoder itself is broken.
-		return nil, &json.UnsupportedValueError{Str: string(b)}
+	return append(b, '}')
+}
+
+// AppendText appends the reading as one line of key=value pairs for people
+// (decode and listen without --json); the same fields as AppendJSON.
+func (r *Reading) AppendText(b []byte) []byte {
+	b = append(b, r.ID.String()...)
+	b = append(b, ' ')
+	b = append(b, r.Manufacturer.String()...)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, r.Model)
+	b = append(b, ' ')
+	b = append(b, r.Kind.String()...)
+	b = append(b, " access="...)
+	b = strconv.AppendUint(b, uint64(r.AccessNumber), 10)
+	for q := range NumQuantities {
+		v, ok := r.Get(q)
+		if !ok {
+			continue
+		}
+		b = append(b, ' ')
+		b = append(b, Quantities[q].Key...)
+		b = append(b, '=')
+		if v.Known {
+			b = strconv.AppendFloat(b, v.V, 'f', -1, 64)
+		} else {
+			b = append(b, "unknown"...)
+		}
 	}
-	return b, nil
+	if !r.TargetDate.IsZero() {
+		b = append(b, " target_date="...)
+		b = r.TargetDate.AppendFormat(b, time.DateOnly)
+	}
+	if r.Info.Bits != 0 {
+		b = fmt.Appendf(b, " info_code=0x%0*X alarms=", r.Info.Bits/4, r.Info.Raw)
+		if a := r.ActiveAlarms(); len(a) > 0 {
+			b = append(b, strings.Join(a, ",")...)
+		} else {
+			b = append(b, "none"...)
+		}
+		for a := range NumAlarms {
+			if dur, ok := r.Info.Duration(a); ok && dur != 0 {
+				b = append(b, ' ')
+				b = append(b, Alarms[a].Key...)
+				b = append(b, "_duration="...)
+				b = strconv.AppendQuote(b, DurationText[dur])
+			}
+		}
+		if o := r.Info.Other(); o != 0 {
+			b = fmt.Appendf(b, " other_flags=0x%X", o)
+		}
+	}
+	if len(r.ManufacturerData) > 0 {
+		b = append(b, " manufacturer_data="...)
+		b = hex.AppendEncode(b, r.ManufacturerData)
+	}
+	if r.Radio.Format != "" {
+		b = append(b, " frame_format="...)
+		b = append(b, r.Radio.Format...)
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				b = append(b, `\ufffd`...)
+			} else {
+				b = append(b, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&15])
+		default:
+			b = append(b, c)
+		}
+		i++
+	}
+	return append(b, '"')
 }
 
 func appendHexByte(b []byte, v uint8) []byte {

@@ -106,7 +106,8 @@ func ParseReading(b []byte) (Reading, error) {
 		}
 	}
 	r.Radio.Mode, r.Radio.Format = str("mode"), str("frame_format")
-	for k, dst := range map[string]*float64{"rssi_dbfs": &r.Radio.LevelDBFS, "snr_db": &r.Radio.SNRdB, "offset_hz": &r.Radio.OffsetHz} {
+	// rssi_dbfs: the level's name in state files of earlier versions.
+	for k, dst := range map[string]*float64{"rssi_dbfs": &r.Radio.LevelDBFS, "level_dbfs": &r.Radio.LevelDBFS, "snr_db": &r.Radio.SNRdB, "offset_hz": &r.Radio.OffsetHz} {
 		if v, ok := m[k]; ok {
 			_ = json.Unmarshal(v, dst)
 		}

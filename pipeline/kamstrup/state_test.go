@@ -15,7 +15,7 @@ func TestParseReadingRoundTrip(t *testing.T) {
 		Kind: Compact, AccessNumber: 90, Time: time.Date(2026, 11, 21, 8, 0, 0, 5, time.UTC),
 		TargetDate: time.Date(2022, 11, 1, 0, 0, 0, 0, time.UTC), Info: InfoCode{Raw: 0x800, Bits: 32},
 		ManufacturerData: []byte{0x08, 0x90, 0x00, 0x08, 0xF0, 0xFF},
-		Radio:            Radio{Mode: "C1", Format: "B", LevelDBFS: -31.2, SNRdB: 17.5, OffsetHz: -12000}}
+		Radio:            wmbus.Radio{Mode: "C1", Format: "B", LevelDBFS: -31.2, SNRdB: 17.5, OffsetHz: -12000}}
 	full.Set(Total, Value{3.871, true})
 	full.Set(Flow, Value{0, true})
 	full.Set(MaxAmbientTempMonth, Value{27, true})

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
@@ -255,4 +256,23 @@ func listNames(names []string) string {
 		fmt.Fprintf(&b, "%q", n)
 	}
 	return b.String()
+}
+
+// Usable returns the meters of a KEM file that can go into a meter list —
+// those with a wM-Bus ID and a key — named source in messages, and a
+// message for each meter that can't.
+func Usable(ms []Meter, source string) ([]meters.Meter, []string) {
+	out := make([]meters.Meter, 0, len(ms))
+	var skipped []string
+	for _, m := range ms {
+		switch {
+		case !m.HasID:
+			skipped = append(skipped, fmt.Sprintf("%s: meter %s skipped: %v", source, m.Serial, m.IDError()))
+		case !m.HasKey:
+			skipped = append(skipped, fmt.Sprintf("%s: meter %s skipped: the file has no key for it", source, m.Serial))
+		default:
+			out = append(out, meters.Meter{ID: m.ID, Key: m.Key, HasKey: true, Model: m.Model, Enabled: true, Source: source})
+		}
+	}
+	return out, skipped
 }
