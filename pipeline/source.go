@@ -4,7 +4,6 @@
 package pipeline
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -140,6 +139,10 @@ func (s *HexSource) Run(ctx context.Context, h Handler) error {
 			if l.err != nil {
 				return fmt.Errorf("%s: %w", s.Name(), l.err)
 			}
+			if l.skip != nil {
+				h.Skip(fmt.Errorf("%s %w", s.Name(), l.skip))
+				continue
+			}
 			text := strings.TrimSpace(l.text)
 			if text == "" || text[0] == '#' {
 				continue
@@ -159,30 +162,34 @@ func (s *HexSource) Run(ctx context.Context, h Handler) error {
 type lineOrErr struct {
 	text string
 	n    int64
-	err  error
+	skip error // this line is skipped (too long); the input goes on
+	err  error // the input failed
 }
 
 func scanLines(ctx context.Context, r io.Reader, out chan<- lineOrErr) {
 	defer close(out)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	var n int64
-	for sc.Scan() {
-		n++
+	lr := NewLineReader(r)
+	for {
+		text, n, err := lr.Next()
+		l := lineOrErr{text: string(text), n: n}
+		switch {
+		case errors.Is(err, ErrLineTooLong):
+			l.skip = err
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed):
+			return
+		case err != nil:
+			l = lineOrErr{err: err}
+		}
 		select {
-		case out <- lineOrErr{text: sc.Text(), n: n}:
+		case out <- l:
 		case <-ctx.Done():
 			return
 		}
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) {
-		select {
-		case out <- lineOrErr{err: err}:
-		case <-ctx.Done():
+		if l.err != nil {
+			return
 		}
 	}
 }
-
 // RadioSource demodulates IQ samples from a recording, stdin, rtl_tcp or a
 // USB dongle.
 type RadioSource struct {
