@@ -190,6 +190,7 @@ func scanLines(ctx context.Context, r io.Reader, out chan<- lineOrErr) {
 		}
 	}
 }
+
 // RadioSource demodulates IQ samples from a recording, stdin, rtl_tcp or a
 // USB dongle.
 type RadioSource struct {
