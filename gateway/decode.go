@@ -11,27 +11,58 @@ import (
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
 // DecodeOptions configure Decode.
 type DecodeOptions struct {
-	Keys    wmbus.KeyFunc
-	Decoder *kamstrup.Decoder
-	JSON    bool // readings as JSON lines, else key=value lines
-	Stdout  io.Writer
-	Stderr  io.Writer // one line per telegram that failed
+	Meters      *meters.Snapshot // keys of the meters it lists; may be nil
+	FallbackKey []byte           // for every meter not in Meters
+	// FormatsPath holds learned compact-frame formats: read at start,
+	// written when formats were learned.
+	FormatsPath string
+	JSON        bool // readings as JSON lines, else key=value lines
+	Stdout      io.Writer
+	Stderr      io.Writer // one line per telegram that failed
 }
 
 // DecodeResult counts what Decode did.
 type DecodeResult struct{ Total, Failed int }
 
 // Decode decodes telegrams written as hex: args when there are any, else
-// the lines of in. Output is buffered and flushed whenever the input has
-// nothing more at hand, so a pipe stays interactive and a file is fast.
+// the lines of in. Compact frames still waiting for a full frame at the end
+// count as failed.
 func Decode(ctx context.Context, args []string, in io.Reader, o DecodeOptions) (DecodeResult, error) {
+	dec := kamstrup.NewDecoder()
+	if o.FormatsPath != "" {
+		if err := dec.Load(o.FormatsPath); err != nil {
+			return DecodeResult{}, err
+		}
+	}
+	keys := func(id wmbus.ID) ([]byte, bool) {
+		if k, ok := o.Meters.Key(id); ok {
+			return k, true
+		}
+		return o.FallbackKey, o.FallbackKey != nil
+	}
+	res, err := decodeAll(ctx, args, in, keys, dec, o)
+	if n := dec.Pending(); n > 0 {
+		fmt.Fprintf(o.Stderr, "%d compact frame(s) still waiting for a full frame of their format\n", n)
+		res.Failed += n
+	}
+	if o.FormatsPath != "" && dec.Dirty() {
+		err = errors.Join(err, dec.Save(o.FormatsPath))
+	}
+	return res, err
+}
+
+// decodeAll decodes every telegram. Output is buffered and flushed
+// whenever the input has nothing more at hand, so a pipe stays interactive
+// and a file is fast.
+func decodeAll(ctx context.Context, args []string, in io.Reader, keys wmbus.KeyFunc, dec *kamstrup.Decoder, o DecodeOptions) (DecodeResult, error) {
 	out := bufio.NewWriterSize(o.Stdout, 64<<10)
-	d := &decodeRun{o: o, out: out}
+	d := &decodeRun{o: o, keys: keys, dec: dec, out: out}
 	defer out.Flush()
 	if len(args) > 0 {
 		for i, a := range args {
@@ -68,6 +99,8 @@ func Decode(ctx context.Context, args []string, in io.Reader, o DecodeOptions) (
 
 type decodeRun struct {
 	o      DecodeOptions
+	keys   wmbus.KeyFunc
+	dec    *kamstrup.Decoder
 	out    *bufio.Writer
 	parser wmbus.Parser
 	tg     wmbus.Telegram
@@ -90,11 +123,11 @@ func (d *decodeRun) line(where string, s []byte) {
 		d.fail(where, err)
 		return
 	}
-	if err := d.parser.Parse(d.frame, d.o.Keys, &d.tg); err != nil {
+	if err := d.parser.Parse(d.frame, d.keys, &d.tg); err != nil {
 		d.fail(where, err)
 		return
 	}
-	readings, err := d.o.Decoder.Decode(&d.tg, time.Time{}, wmbus.Radio{})
+	readings, err := d.dec.Decode(&d.tg, time.Time{}, wmbus.Radio{})
 	for i := range readings {
 		if d.o.JSON {
 			d.buf = readings[i].AppendJSON(d.buf[:0])

@@ -13,7 +13,7 @@ import (
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
-func seedKeys(tb testing.TB) wmbus.KeyFunc {
+func seedKey(tb testing.TB) []byte {
 	tb.Helper()
 	var key []byte
 	for _, v := range testvectors.Load(tb) {
@@ -25,7 +25,7 @@ func seedKeys(tb testing.TB) wmbus.KeyFunc {
 			key = k[:]
 		}
 	}
-	return func(id wmbus.ID) ([]byte, bool) { return key, id == 0x74493770 }
+	return key
 }
 
 // The 35 real telegrams of meter 74493770 decode, through the one reading
@@ -36,7 +36,7 @@ func TestDecodeLines(t *testing.T) {
 	in := "# a comment\nnot hex\n" + strings.Repeat("F", pipeline.MaxLine+10) + "\n" + strings.Join(frames, "\n") + "\n"
 	var out, errs bytes.Buffer
 	res, err := Decode(context.Background(), nil, strings.NewReader(in), DecodeOptions{
-		Keys: seedKeys(t), Decoder: kamstrup.NewDecoder(), JSON: true, Stdout: &out, Stderr: &errs})
+		FallbackKey: seedKey(t), JSON: true, Stdout: &out, Stderr: &errs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	out.Grow(b.N * 400)
 	b.ResetTimer()
 	res, err := Decode(context.Background(), nil, strings.NewReader(in.String()), DecodeOptions{
-		Decoder: kamstrup.NewDecoder(), JSON: true, Stdout: &out, Stderr: &errs})
+		JSON: true, Stdout: &out, Stderr: &errs})
 	if err != nil || res.Failed > 0 {
 		b.Fatal(err, errs.String())
 	}

@@ -20,7 +20,11 @@ func init() {
 // runAddon is the add-on's entry point; addon.Configure says how flags,
 // options and meters.toml combine.
 func runAddon(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "addon")
+	fs := newFlags(e, "addon",
+		"usage: flowiq-gateway addon [--options FILE] [--data DIR] [--config-dir DIR] [run flags]\n"+
+			"\nRuns the gateway as the Home Assistant add-on: options from --options, the MQTT\n"+
+			"broker from the Supervisor ($SUPERVISOR_URL, $SUPERVISOR_TOKEN), meters from the\n"+
+			"options, the kem_file and "+addon.MeterListName+" in --config-dir. Flags override the options.")
 	paths := addon.DefaultPaths()
 	fs.StringVar(&paths.Options, "options", paths.Options, "the add-on options `file` the Supervisor writes")
 	fs.StringVar(&paths.Data, "data", paths.Data, "persistent `directory`: learned compact-frame formats and each meter's last reading go to its state/ folder")
@@ -30,13 +34,6 @@ func runAddon(ctx context.Context, e *env, args []string) error {
 	rf.register(fs)
 	mqttURL := fs.String("mqtt", "", "MQTT broker `URL`, instead of mqtt_url and the Supervisor's broker (the options' mqtt_username and mqtt_password apply)")
 	level := fs.String("log-level", "", "log level: trace, debug, info, warning, error (default: the log_level option)")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: flowiq-gateway addon [--options FILE] [--data DIR] [--config-dir DIR] [run flags]")
-		fmt.Fprintln(fs.Output(), "\nRuns the gateway as the Home Assistant add-on: options from --options, the MQTT")
-		fmt.Fprintln(fs.Output(), "broker from the Supervisor ($SUPERVISOR_URL, $SUPERVISOR_TOKEN), meters from the")
-		fmt.Fprintln(fs.Output(), "options, the kem_file and "+addon.MeterListName+" in --config-dir. Flags override the options.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}

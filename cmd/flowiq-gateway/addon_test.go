@@ -608,7 +608,7 @@ func TestAddonRadioLayers(t *testing.T) {
 	resolve := func(args ...string) (string, float64, float64, float64, float64) {
 		t.Helper()
 		e := &env{stderr: io.Discard}
-		fs := newFlags(e, "addon")
+		fs := newFlags(e, "addon", "")
 		var rf radioFlags
 		rf.register(fs)
 		if err := rf.parse(e, fs, args); err != nil {

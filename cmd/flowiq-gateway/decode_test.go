@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )

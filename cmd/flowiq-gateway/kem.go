@@ -29,18 +29,14 @@ func init() {
 const kemPasswordEnv = "KEM_PASSWORD"
 
 func runKEM(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "kem")
+	fs := newFlags(e, "kem",
+		"usage: flowiq-gateway kem FILE [--password-file F | --password P] [--show-keys] [--merge meters.toml]\n"+
+			"\nFILE is a .kem, .zip.kem, .zip or .kem2 file. Without a password flag the password\n"+
+			"comes from $"+kemPasswordEnv+".")
 	password := fs.String("password", "", "the KEM file's `password` (lands in shell history: prefer --password-file or "+kemPasswordEnv+")")
 	passwordFile := fs.String("password-file", "", "read the password from `file` (its first line)")
 	showKeys := fs.Bool("show-keys", false, "print the meters' AES keys")
 	merge := fs.String("merge", "", "add or update the meters in the meter list `meters.toml`")
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintln(w, "usage: flowiq-gateway kem FILE [--password-file F | --password P] [--show-keys] [--merge meters.toml]")
-		fmt.Fprintln(w, "\nFILE is a .kem, .zip.kem, .zip or .kem2 file. Without a password flag the password")
-		fmt.Fprintf(w, "comes from $%s.\n\n", kemPasswordEnv)
-		fs.PrintDefaults()
-	}
 	file, err := kemArgs(fs, args)
 	if err != nil {
 		return err
@@ -76,30 +72,15 @@ func runKEM(ctx context.Context, e *env, args []string) error {
 	return kemMerge(ctx, e, *merge, file, ms)
 }
 
-// kemArgs parses flags before and after the one positional
-// argument, so "kem FILE --password-file F" works as well as the flags-first
-// form. Everything after "--" is positional.
+// kemArgs takes the one positional argument, flags before or after it.
 func kemArgs(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := parseFlags(fs, args); err != nil {
-			return "", err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			pos = append(pos, rest...)
-			break
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-	switch len(pos) {
-	case 0:
+	pos, err := parseInterspersed(fs, args)
+	switch {
+	case err != nil:
+		return "", err
+	case len(pos) == 0:
 		return "", nil
-	case 1:
+	case len(pos) == 1:
 		return pos[0], nil
 	}
 	fmt.Fprintf(fs.Output(), "flowiq-gateway kem: one KEM file at a time, got %d: %s\n", len(pos), strings.Join(pos, " "))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/flowiq-gateway/flowiq-gateway/gateway"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
@@ -18,18 +17,15 @@ func init() {
 }
 
 func runListen(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "listen")
+	fs := newFlags(e, "listen",
+		"usage: flowiq-gateway listen [--input SPEC] [--rate 1.6M] [--center 868.95M] [--meters FILE] [--json]\n"+
+			"\nEach line: time, mode, frame format, level, SNR, carrier offset, manufacturer, ID,\n"+
+			"version, device type, encrypted or not, and the frame in hex without link-layer CRCs.")
 	var rf radioFlags
 	rf.register(fs)
 	metersPath := fs.String("meters", "", "meter list `file`: frames of meters with keys there are decoded too")
 	asJSON := fs.Bool("json", false, "print one JSON object per frame; the hex is in \"frame\", readings in \"readings\"")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: flowiq-gateway listen [--input SPEC] [--rate 1.6M] [--center 868.95M] [--meters FILE] [--json]")
-		fmt.Fprintln(fs.Output(), "\nEach line: time, mode, frame format, level, SNR, carrier offset, manufacturer, ID,")
-		fmt.Fprintln(fs.Output(), "version, device type, encrypted or not, and the frame in hex without link-layer CRCs.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}

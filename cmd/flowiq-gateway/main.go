@@ -91,10 +91,15 @@ func usage(w io.Writer) {
 }
 
 // newFlags returns a flag set that reports errors to e.stderr and returns
-// them instead of exiting, so commands can be tested in-process.
-func newFlags(e *env, name string) *flag.FlagSet {
+// them instead of exiting, so commands can be tested in-process. -h prints
+// usage, then the flags.
+func newFlags(e *env, name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet("flowiq-gateway "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nflags:\n", usage)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
@@ -119,4 +124,25 @@ func parseNoArgs(e *env, fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// parseInterspersed parses flags given before, between and after the
+// positional arguments, which it returns; everything after "--" is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return nil, err
+		}
+		n := fs.NArg()
+		if n == 0 {
+			return pos, nil
+		}
+		if len(rest) > n && rest[len(rest)-n-1] == "--" {
+			return append(pos, fs.Args()...), nil
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
 }

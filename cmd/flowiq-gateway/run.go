@@ -37,7 +37,9 @@ func (f *mqttFlags) register(fs *flag.FlagSet) {
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "run")
+	fs := newFlags(e, "run",
+		"usage: flowiq-gateway run [--meters FILE] [--input SPEC] [--mqtt URL] [flags]\n"+
+			"\nWithout a broker, readings are printed to stdout as JSON lines.")
 	var rf radioFlags
 	rf.register(fs)
 	var mf mqttFlags
@@ -45,11 +47,6 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	metersPath := fs.String("meters", "", "meter list `file` (TOML): meters, keys, and optional [radio] and [mqtt] settings; reloaded when it changes")
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: flowiq-gateway run [--meters FILE] [--input SPEC] [--mqtt URL] [flags]")
-		fmt.Fprintln(fs.Output(), "\nWithout a broker, readings are printed to stdout as JSON lines.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 
 	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
 )
