@@ -57,17 +57,9 @@ func Upsert(path string, entries []Meter) (added, updated []wmbus.ID, err error)
 
 // upsertText is Upsert without the file system.
 func upsertText(data []byte, name string, entries []Meter) (out []byte, added, updated []wmbus.ID, err error) {
-	var doc map[string]any
-	if _, err := toml.Decode(string(data), &doc); err != nil {
-		return nil, nil, nil, fmt.Errorf("meter list not updated: %w", syntaxError(data, name, err))
-	}
-	var list []map[string]any
-	switch v := doc["meter"].(type) {
-	case nil:
-	case []map[string]any:
-		list = v
-	default:
-		return nil, nil, nil, fmt.Errorf("meter list %s not updated: meters must be [[meter]] tables to be edited", name)
+	list, err := meterTables(data, name)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	lay := scanLayout(data)
 	at := map[wmbus.ID][]int{} // ID → ordinals of the tables with it
@@ -76,12 +68,7 @@ func upsertText(data []byte, name string, entries []Meter) (out []byte, added, u
 			at[id] = append(at[id], i)
 		}
 	}
-
-	type edit struct {
-		start, end int
-		text       string
-	}
-	var edits []edit
+	var edits []textEdit
 	var tail strings.Builder
 	seen := map[wmbus.ID]bool{}
 	entries = slices.Clone(entries)
@@ -94,72 +81,111 @@ func upsertText(data []byte, name string, entries []Meter) (out []byte, added, u
 			return nil, nil, nil, fmt.Errorf("meter list not updated: meter %s given twice", e.ID)
 		}
 		seen[e.ID] = true
-		idx := at[e.ID]
-		switch len(idx) {
+		switch idx := at[e.ID]; len(idx) {
 		case 0:
-			tail.WriteString("\n[[meter]]\n")
-			fmt.Fprintf(&tail, "id = %q\n", e.ID.String())
-			name := e.Name
-			if name == "" {
-				name = e.ID.String()
-			}
-			fmt.Fprintf(&tail, "name = %s\n", tomlQuote(name))
-			if e.HasKey {
-				fmt.Fprintf(&tail, "key = %q\n", formatKey(e.Key))
-			}
-			if e.Model != "" {
-				fmt.Fprintf(&tail, "model = %s\n", tomlQuote(e.Model))
-			}
+			appendMeter(&tail, e)
 			added = append(added, e.ID)
-			continue
 		case 1:
+			ed, err := editMeter(data, name, lay, idx[0], list[idx[0]], e)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if len(ed) > 0 {
+				edits = append(edits, ed...)
+				updated = append(updated, e.ID)
+			}
 		default:
 			return nil, nil, nil, fmt.Errorf("meter list %s not updated: meter %s is listed %d times; remove the duplicates first", name, e.ID, len(idx))
 		}
-		i := idx[0]
-		hdr, ok := lay.meterHeader(i)
-		if !ok {
-			return nil, nil, nil, fmt.Errorf("meter list %s not updated: cannot find the [[meter]] table of meter %s", name, e.ID)
-		}
-		// Where a missing field goes: after the table's last line.
-		insertAt := hdr.end
-		for _, it := range lay.items {
-			if !it.header && it.index == i && equalPath(it.table, []string{"meter"}) {
-				insertAt = it.end
-			}
-		}
-		changed := false
-		set := func(field, value string) {
-			changed = true
-			if it, ok := lay.meterField(i, field); ok && len(it.path) == 1 {
-				edits = append(edits, edit{it.vstart, it.vend, value})
-				return
-			}
-			line := field + " = " + value + "\n"
-			if insertAt > 0 && data[insertAt-1] != '\n' {
-				line = "\n" + line
-			}
-			edits = append(edits, edit{insertAt, insertAt, line})
-		}
-		t := list[i]
-		if e.HasKey {
-			cur, has := currentKey(t["key"])
-			if !has || cur != e.Key {
-				set("key", fmt.Sprintf("%q", formatKey(e.Key)))
-			}
-		}
-		if s, _ := t["name"].(string); e.Name != "" && strings.TrimSpace(s) != e.Name {
-			set("name", tomlQuote(e.Name))
-		}
-		if s, _ := t["model"].(string); e.Model != "" && strings.TrimSpace(s) != e.Model {
-			set("model", tomlQuote(e.Model))
-		}
-		if changed {
-			updated = append(updated, e.ID)
+	}
+	out = applyEdits(data, edits, tail.String())
+	if err := readsBack(out, name, entries); err != nil {
+		return nil, nil, nil, err
+	}
+	return out, added, updated, nil
+}
+
+// meterTables decodes the list's [[meter]] tables.
+func meterTables(data []byte, name string) ([]map[string]any, error) {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil, fmt.Errorf("meter list not updated: %w", syntaxError(data, name, err))
+	}
+	switch v := doc["meter"].(type) {
+	case nil:
+		return nil, nil
+	case []map[string]any:
+		return v, nil
+	}
+	return nil, fmt.Errorf("meter list %s not updated: meters must be [[meter]] tables to be edited", name)
+}
+
+// textEdit replaces data[start:end] with text.
+type textEdit struct {
+	start, end int
+	text       string
+}
+
+// appendMeter writes a new [[meter]] table.
+func appendMeter(tail *strings.Builder, e Meter) {
+	tail.WriteString("\n[[meter]]\n")
+	fmt.Fprintf(tail, "id = %q\n", e.ID.String())
+	name := e.Name
+	if name == "" {
+		name = e.ID.String()
+	}
+	fmt.Fprintf(tail, "name = %s\n", tomlQuote(name))
+	if e.HasKey {
+		fmt.Fprintf(tail, "key = %q\n", formatKey(e.Key))
+	}
+	if e.Model != "" {
+		fmt.Fprintf(tail, "model = %s\n", tomlQuote(e.Model))
+	}
+}
+
+// editMeter returns the edits that give table i (t, as decoded) e's key,
+// name and model, leaving every other byte of the file as it is.
+func editMeter(data []byte, name string, lay *layout, i int, t map[string]any, e Meter) ([]textEdit, error) {
+	hdr, ok := lay.meterHeader(i)
+	if !ok {
+		return nil, fmt.Errorf("meter list %s not updated: cannot find the [[meter]] table of meter %s", name, e.ID)
+	}
+	// Where a missing field goes: after the table's last line.
+	insertAt := hdr.end
+	for _, it := range lay.items {
+		if !it.header && it.index == i && equalPath(it.table, []string{"meter"}) {
+			insertAt = it.end
 		}
 	}
+	var edits []textEdit
+	set := func(field, value string) {
+		if it, ok := lay.meterField(i, field); ok && len(it.path) == 1 {
+			edits = append(edits, textEdit{it.vstart, it.vend, value})
+			return
+		}
+		line := field + " = " + value + "\n"
+		if insertAt > 0 && data[insertAt-1] != '\n' {
+			line = "\n" + line
+		}
+		edits = append(edits, textEdit{insertAt, insertAt, line})
+	}
+	if e.HasKey {
+		if cur, has := currentKey(t["key"]); !has || cur != e.Key {
+			set("key", fmt.Sprintf("%q", formatKey(e.Key)))
+		}
+	}
+	if s, _ := t["name"].(string); e.Name != "" && strings.TrimSpace(s) != e.Name {
+		set("name", tomlQuote(e.Name))
+	}
+	if s, _ := t["model"].(string); e.Model != "" && strings.TrimSpace(s) != e.Model {
+		set("model", tomlQuote(e.Model))
+	}
+	return edits, nil
+}
 
-	slices.SortStableFunc(edits, func(a, b edit) int { return cmp.Compare(a.start, b.start) })
+// applyEdits applies the edits in file order and appends tail.
+func applyEdits(data []byte, edits []textEdit, tail string) []byte {
+	slices.SortStableFunc(edits, func(a, b textEdit) int { return cmp.Compare(a.start, b.start) })
 	var b strings.Builder
 	prev := 0
 	for _, ed := range edits {
@@ -168,18 +194,20 @@ func upsertText(data []byte, name string, entries []Meter) (out []byte, added, u
 		prev = ed.end
 	}
 	b.Write(data[prev:])
-	if tail.Len() > 0 {
+	if tail != "" {
 		if b.Len() > 0 && !strings.HasSuffix(b.String(), "\n") {
 			b.WriteByte('\n')
 		}
-		b.WriteString(tail.String())
+		b.WriteString(tail)
 	}
-	out = []byte(b.String())
+	return []byte(b.String())
+}
 
-	// Check the edit before anything is written.
+// readsBack checks the edit before anything is written.
+func readsBack(out []byte, name string, entries []Meter) error {
 	s, err := Parse(out, name)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("meter list %s not updated: the edited list would not parse: %w", name, err)
+		return fmt.Errorf("meter list %s not updated: the edited list would not parse: %w", name, err)
 	}
 	for _, e := range entries {
 		m, ok := s.Meter(e.ID)
@@ -187,10 +215,10 @@ func upsertText(data []byte, name string, entries []Meter) (out []byte, added, u
 			continue // an entry with its own problem (reported when the list loads)
 		}
 		if e.HasKey && (!m.HasKey || m.Key != e.Key) || e.Name != "" && m.Name != e.Name || e.Model != "" && m.Model != e.Model {
-			return nil, nil, nil, fmt.Errorf("meter list %s not updated: meter %s did not read back as written", name, e.ID)
+			return fmt.Errorf("meter list %s not updated: meter %s did not read back as written", name, e.ID)
 		}
 	}
-	return out, added, updated, nil
+	return nil
 }
 
 func anyID(v any) (wmbus.ID, bool) {
