@@ -22,7 +22,7 @@ func FuzzParser(f *testing.F) {
 	f.Add(append(record(frames[1].formatB, 1, 2)[:50], record(frames[2].formatB, 3, 4)...), uint64(5))
 	f.Add([]byte{0xFB, 0xFB, 0xFB, 0xF0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x81}, uint64(0))
 	f.Fuzz(func(t *testing.T, data []byte, seed uint64) {
-		whole := NewParser(Options{})
+		whole := NewParser(ParserOptions{})
 		want := collect(whole, data)
 
 		rng := rand.New(rand.NewPCG(seed, seed>>7))
@@ -32,7 +32,7 @@ func FuzzParser(f *testing.F) {
 			chunks = append(chunks, rest[:n])
 			rest = rest[n:]
 		}
-		chunked := NewParser(Options{})
+		chunked := NewParser(ParserOptions{})
 		got := collect(chunked, chunks...)
 
 		if !slices.EqualFunc(got, want, func(a, b Frame) bool {

@@ -12,6 +12,7 @@ package vw1871
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
@@ -41,7 +42,7 @@ var (
 type Frame struct {
 	// Data is the link-layer frame. By default its format-B CRCs have been
 	// verified and removed (Stripped is true, L counts the bytes after L,
-	// the "none" form wmbus.FormatNone); with Options.KeepCRC it is the
+	// the "none" form wmbus.FormatNone); with ParserOptions.KeepCRC it is the
 	// frame as sent, format B with its CRCs (also verified), and Stripped
 	// is false. Data belongs to the Parser and is overwritten by the next
 	// frame: copy it to keep it.
@@ -85,21 +86,33 @@ type Stats struct {
 	Bytes int64
 }
 
+// Why records are dropped, as Source reports them to its skip function.
+var (
+	ErrCut        = errors.New("cut record (end marker missing: the stream was cut)")
+	ErrTrailerCRC = errors.New("record CRC mismatch (damaged between device and gateway)")
+	ErrFrameCRC   = errors.New("frame CRC mismatch (received damaged by the device)")
+	ErrLength     = errors.New("impossible frame length")
+)
+
 // Dropped is the number of records dropped for any reason.
 func (s Stats) Dropped() int64 { return s.BadFrameCRC + s.BadTrailerCRC + s.Cut + s.BadLength }
 
-// Options change what the Parser hands over.
-type Options struct {
+// ParserOptions change what the Parser hands over.
+type ParserOptions struct {
 	// KeepCRC hands frames over in format B with their CRCs instead of
 	// CRC-less. Both are verified either way.
 	KeepCRC bool
+	// OnDrop, if set, hears of every dropped record: why (ErrCut,
+	// ErrTrailerCRC, ErrFrameCRC or ErrLength) and the stream offset of
+	// its FB FB FB F0.
+	OnDrop func(reason error, position int64)
 }
 
 // Parser reassembles frames from a VW1871 byte stream fed in chunks of
 // any size. Its memory is fixed (a garbage stream does not grow it) and it
 // allocates nothing per frame. It is not safe for concurrent use.
 type Parser struct {
-	opts  Options
+	opts  ParserOptions
 	win   [2 * MaxRecord]byte // unconsumed stream bytes are win[start:end]
 	start int
 	end   int
@@ -109,7 +122,7 @@ type Parser struct {
 }
 
 // NewParser returns a parser.
-func NewParser(opts Options) *Parser { return &Parser{opts: opts} }
+func NewParser(opts ParserOptions) *Parser { return &Parser{opts: opts} }
 
 // Stats returns the counts so far.
 func (p *Parser) Stats() Stats { return p.stats }
@@ -138,7 +151,7 @@ func (p *Parser) Feed(chunk []byte, at time.Time, emit func(Frame)) {
 // say) and keeps its counts.
 func (p *Parser) Flush(at time.Time, emit func(Frame)) {
 	for p.end-p.start >= syncLen && bytes.Equal(p.win[p.start:p.start+syncLen], syncMark) {
-		p.drop(&p.stats.Cut)
+		p.drop(&p.stats.Cut, ErrCut)
 		p.scan(at, emit)
 	}
 	p.stats.Garbage += int64(p.end - p.start)
@@ -174,7 +187,7 @@ func (p *Parser) scan(at time.Time, emit func(Frame)) {
 		l := buf[lenOffset]
 		flen := wmbus.EncodedLen(l, wmbus.FormatB)
 		if flen == 0 {
-			p.drop(&p.stats.BadLength)
+			p.drop(&p.stats.BadLength, ErrLength)
 			continue
 		}
 		rlen := lenOffset + flen + trailerLen
@@ -188,8 +201,11 @@ func (p *Parser) scan(at time.Time, emit func(Frame)) {
 // drop gives up the record at start: its sync is skipped and the bytes
 // after it are scanned again, since a cut record often holds the start of
 // the next one.
-func (p *Parser) drop(reason *int64) {
-	*reason++
+func (p *Parser) drop(count *int64, reason error) {
+	*count++
+	if p.opts.OnDrop != nil {
+		p.opts.OnDrop(reason, p.base+int64(p.start))
+	}
 	p.start += syncLen
 }
 
@@ -197,11 +213,11 @@ func (p *Parser) record(rec []byte, at time.Time, emit func(Frame)) {
 	body := rec[:len(rec)-trailerLen]
 	trailer := rec[len(rec)-trailerLen:]
 	if !bytes.Equal(trailer[2:], endMark) {
-		p.drop(&p.stats.Cut)
+		p.drop(&p.stats.Cut, ErrCut)
 		return
 	}
 	if wmbus.CRC(body) != binary.BigEndian.Uint16(trailer) {
-		p.drop(&p.stats.BadTrailerCRC)
+		p.drop(&p.stats.BadTrailerCRC, ErrTrailerCRC)
 		return
 	}
 	raw := body[lenOffset:]
@@ -215,7 +231,7 @@ func (p *Parser) record(rec []byte, at time.Time, emit func(Frame)) {
 		data, err = wmbus.AppendStripped(p.out[:0], raw, wmbus.FormatB)
 	}
 	if err != nil {
-		p.drop(&p.stats.BadFrameCRC)
+		p.drop(&p.stats.BadFrameCRC, ErrFrameCRC)
 		return
 	}
 	p.stats.Frames++

@@ -17,7 +17,7 @@ func TestParserEveryCut(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	stream, wants, garbage := buildStream(t, rng, realFrames(t), 40)
 	for cut := 0; cut <= len(stream); cut++ {
-		p := NewParser(Options{})
+		p := NewParser(ParserOptions{})
 		got := collect(p, stream[:cut], stream[cut:])
 		checkFrames(t, got, wants)
 		st := p.Stats()
@@ -52,7 +52,7 @@ func TestParserChunkings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for i := 0; i < 20; i++ {
-				p := NewParser(Options{})
+				p := NewParser(ParserOptions{})
 				checkFrames(t, collect(p, tc.chunks...), wants)
 				if st := p.Stats(); st.Garbage != int64(garbage) || st.Dropped() != 0 {
 					t.Fatalf("stats %+v, want %d garbage bytes and no drops", st, garbage)
@@ -72,7 +72,7 @@ func TestParserCutRecords(t *testing.T) {
 		b := record(frames[pair[1]].formatB, 8, 201)
 		for k := 1; k < len(a); k++ {
 			stream := append(append(append([]byte{}, a[:k]...), b...), a[:k]...)
-			p := NewParser(Options{})
+			p := NewParser(ParserOptions{})
 			got := collect(p, stream)
 			if len(got) != 1 || !bytes.Equal(got[0].Data, frames[pair[1]].stripped) || got[0].Counter != 8 || got[0].Position != int64(k) {
 				t.Fatalf("%s cut after %d bytes, then %s: got %d frames %+v", frames[pair[0]].name, k, frames[pair[1]].name, len(got), got)
@@ -119,7 +119,7 @@ func TestParserDropReasons(t *testing.T) {
 				tc.damage(tc.rec)
 			}
 			stream := append(append(append([]byte{}, good...), tc.rec...), good...)
-			p := NewParser(Options{})
+			p := NewParser(ParserOptions{})
 			got := collect(p, stream)
 			if len(got) != 2 || !bytes.Equal(got[0].Data, frames[0].stripped) || !bytes.Equal(got[1].Data, frames[0].stripped) {
 				t.Fatalf("got %d frames, want the 2 good ones", len(got))
@@ -144,7 +144,7 @@ func TestParserKeepCRC(t *testing.T) {
 	for i, f := range frames {
 		stream = append(stream, record(f.formatB, uint16(i), 170)...)
 	}
-	got := collect(NewParser(Options{KeepCRC: true}), stream)
+	got := collect(NewParser(ParserOptions{KeepCRC: true}), stream)
 	if len(got) != len(frames) {
 		t.Fatalf("%d frames, want %d", len(got), len(frames))
 	}
@@ -163,7 +163,7 @@ func TestParserKeepCRC(t *testing.T) {
 func TestParserGarbageBounded(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	junk := noise(rng, 1<<16)
-	p := NewParser(Options{})
+	p := NewParser(ParserOptions{})
 	emit := func(Frame) { t.Fatal("a frame out of garbage") }
 	allocs := testing.AllocsPerRun(50, func() { p.Feed(junk, testTime, emit) })
 	p.Flush(testTime, emit)
@@ -178,7 +178,7 @@ func TestParserGarbageBounded(t *testing.T) {
 // Steady state allocates nothing per frame.
 func TestParserNoAllocs(t *testing.T) {
 	stream, chunks := benchStream(t)
-	p := NewParser(Options{})
+	p := NewParser(ParserOptions{})
 	n := 0
 	emit := func(Frame) { n++ }
 	allocs := testing.AllocsPerRun(20, func() {
@@ -209,7 +209,7 @@ func benchStream(tb testing.TB) ([]byte, [][]byte) {
 // BenchmarkParser feeds real frames in notification-sized chunks.
 func BenchmarkParser(b *testing.B) {
 	stream, chunks := benchStream(b)
-	p := NewParser(Options{})
+	p := NewParser(ParserOptions{})
 	emit := func(Frame) {}
 	b.SetBytes(int64(len(stream)))
 	b.ReportAllocs()
