@@ -106,21 +106,30 @@ func TestParserDropReasons(t *testing.T) {
 		rec    []byte
 		damage func(r []byte)
 		want   Stats
+		reason error
 	}{
-		{"bad frame CRC", record(damagedFrame, 2, 190), nil, Stats{BadFrameCRC: 1}},
-		{"bad trailer CRC", record(frames[1].formatB, 2, 190), func(r []byte) { r[len(r)-6] ^= 0x80 }, Stats{BadTrailerCRC: 1}},
-		{"damaged data", record(frames[1].formatB, 2, 190), func(r []byte) { r[30] ^= 0x10 }, Stats{BadTrailerCRC: 1}},
-		{"damaged level", record(frames[1].formatB, 2, 190), func(r []byte) { r[levelOffset]++ }, Stats{BadTrailerCRC: 1}},
-		{"no end marker", record(frames[1].formatB, 2, 190), func(r []byte) { r[len(r)-1] = 0 }, Stats{Cut: 1}},
-		{"bad length", record(badLen, 2, 190), nil, Stats{BadLength: 1}},
+		{"bad frame CRC", record(damagedFrame, 2, 190), nil, Stats{BadFrameCRC: 1}, ErrFrameCRC},
+		{"bad trailer CRC", record(frames[1].formatB, 2, 190), func(r []byte) { r[len(r)-6] ^= 0x80 }, Stats{BadTrailerCRC: 1}, ErrTrailerCRC},
+		{"damaged data", record(frames[1].formatB, 2, 190), func(r []byte) { r[30] ^= 0x10 }, Stats{BadTrailerCRC: 1}, ErrTrailerCRC},
+		{"damaged level", record(frames[1].formatB, 2, 190), func(r []byte) { r[levelOffset]++ }, Stats{BadTrailerCRC: 1}, ErrTrailerCRC},
+		{"no end marker", record(frames[1].formatB, 2, 190), func(r []byte) { r[len(r)-1] = 0 }, Stats{Cut: 1}, ErrCut},
+		{"bad length", record(badLen, 2, 190), nil, Stats{BadLength: 1}, ErrLength},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.damage != nil {
 				tc.damage(tc.rec)
 			}
 			stream := append(append(append([]byte{}, good...), tc.rec...), good...)
-			p := NewParser(ParserOptions{})
+			var reasons []error
+			var positions []int64
+			p := NewParser(ParserOptions{OnDrop: func(reason error, pos int64) {
+				reasons = append(reasons, reason)
+				positions = append(positions, pos)
+			}})
 			got := collect(p, stream)
+			if len(reasons) != 1 || reasons[0] != tc.reason || positions[0] != int64(len(good)) {
+				t.Fatalf("OnDrop heard %v at %v, want %v at %d", reasons, positions, tc.reason, len(good))
+			}
 			if len(got) != 2 || !bytes.Equal(got[0].Data, frames[0].stripped) || !bytes.Equal(got[1].Data, frames[0].stripped) {
 				t.Fatalf("got %d frames, want the 2 good ones", len(got))
 			}
