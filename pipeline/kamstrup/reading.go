@@ -324,17 +324,22 @@ func (r *Reading) AppendJSON(b []byte) []byte {
 	if r.Radio.Mode != "" {
 		b = append(b, `,"mode":`...)
 		b = appendJSONString(b, r.Radio.Mode)
+	}
+	if r.Radio.Format != "" {
 		b = append(b, `,"frame_format":`...)
 		b = appendJSONString(b, r.Radio.Format)
+	}
+	if r.Radio.Measured() {
 		b = append(b, `,"level_dbfs":`...)
 		b = strconv.AppendFloat(b, round1(r.Radio.LevelDBFS), 'f', -1, 64)
 		b = append(b, `,"snr_db":`...)
 		b = strconv.AppendFloat(b, round1(r.Radio.SNRdB), 'f', -1, 64)
 		b = append(b, `,"offset_hz":`...)
 		b = strconv.AppendFloat(b, float64(int64(r.Radio.OffsetHz)), 'f', -1, 64)
-	} else if r.Radio.Format != "" {
-		b = append(b, `,"frame_format":`...)
-		b = appendJSONString(b, r.Radio.Format)
+	}
+	if r.Radio.DeviceLevel != 0 {
+		b = append(b, `,"device_level":`...)
+		b = strconv.AppendInt(b, int64(r.Radio.DeviceLevel), 10)
 	}
 	return append(b, '}')
 }

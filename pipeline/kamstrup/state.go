@@ -106,6 +106,9 @@ func ParseReading(b []byte) (Reading, error) {
 		}
 	}
 	r.Radio.Mode, r.Radio.Format = str("mode"), str("frame_format")
+	if v, ok := m["device_level"]; ok {
+		_ = json.Unmarshal(v, &r.Radio.DeviceLevel)
+	}
 	// rssi_dbfs: the level's name in state files of earlier versions.
 	for k, dst := range map[string]*float64{"rssi_dbfs": &r.Radio.LevelDBFS, "level_dbfs": &r.Radio.LevelDBFS, "snr_db": &r.Radio.SNRdB, "offset_hz": &r.Radio.OffsetHz} {
 		if v, ok := m[k]; ok {

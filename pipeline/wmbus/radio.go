@@ -8,4 +8,11 @@ type Radio struct {
 	LevelDBFS float64 // signal level, dB relative to full scale
 	SNRdB     float64
 	OffsetHz  float64 // carrier offset from the channel
+	// DeviceLevel is the level a receiver reports in its own unscaled
+	// units, larger = stronger (a VW1871's header byte); 0 = none.
+	DeviceLevel int
 }
+
+// Measured reports whether the level, SNR and offset come from this
+// gateway's demodulator.
+func (r Radio) Measured() bool { return r.LevelDBFS != 0 || r.SNRdB != 0 }
