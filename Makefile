@@ -21,18 +21,25 @@ demo:
 	@chmod 600 $(DEMO_METERS) # git does not keep it; a key file should be private
 	$(GO) run ./cmd/flowiq-gateway run --input $(DEMO_IQ) --meters $(DEMO_METERS)
 
-# The whole test suite. Installs Mosquitto (MQTT integration tests) and
-# librtlsdr-dev (the rtlsdr-tagged build) with apt when they are missing.
+# The whole test suite. deps installs with apt what the tests need and
+# the machine lacks: Mosquitto and mosquitto_passwd (MQTT integration
+# tests), python3-jinja2 (Home Assistant's template engine), librtlsdr-dev
+# and pkg-config (the rtlsdr-tagged build), binutils (readelf, checking the
+# add-on binary's links). The tests fail, never skip, when one is missing.
 test: deps fmt vet staticcheck unit build-tags
 
 deps:
 	@missing=""; \
-	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	{ command -v mosquitto || [ -x /usr/sbin/mosquitto ]; } >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	{ command -v mosquitto_passwd || [ -x /usr/bin/mosquitto_passwd ]; } >/dev/null 2>&1 || missing="$$missing mosquitto"; \
+	python3 -c 'import jinja2' >/dev/null 2>&1 || missing="$$missing python3-jinja2"; \
 	[ -f /usr/include/rtl-sdr.h ] || missing="$$missing librtlsdr-dev"; \
 	command -v dbus-daemon >/dev/null 2>&1 || missing="$$missing dbus-daemon"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	missing=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing% }" ]; then \
+		echo "installing: $$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@[ -x $(GOBIN)/staticcheck ] && $(GOBIN)/staticcheck -version | grep -q '0.8.2' || $(GO) install $(STATICCHECK)
@@ -52,12 +59,15 @@ staticcheck:
 unit:
 	$(GO) test -race -count=1 ./...
 
-# The default build is pure Go; the USB build needs cgo and librtlsdr, exactly
-# as the add-on's Dockerfile builds it.
+# The default build is pure Go; the USB build needs cgo and librtlsdr. The
+# add-on binary is built exactly as the add-on's Dockerfile builds it (the
+# unit tests keep the two go build lines identical), and its librtlsdr link
+# is checked.
 build-tags:
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./...
 	CGO_ENABLED=1 $(GO) build -tags rtlsdr -o /dev/null ./...
-	@if [ -x scripts/build-addon-binary.sh ]; then scripts/build-addon-binary.sh "$$(mktemp -d)/flowiq-gateway"; fi
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	bash scripts/build-addon-binary.sh "$$dir/flowiq-gateway"
 
 # Each fuzz target for FUZZTIME (default 60s).
 FUZZTIME ?= 60s

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
 )
 
 const (
@@ -263,73 +263,9 @@ func connect(b Broker) error {
 // local port, for the life of the test.
 func startMosquitto(t *testing.T, user, password string) int {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			t.Skip("mosquitto is not installed")
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
-	passwd, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Skip("mosquitto_passwd is not installed")
-	}
-	dir := t.TempDir()
-	pwfile := filepath.Join(dir, "passwd")
-	if out, err := exec.Command(passwd, "-c", "-b", pwfile, user, password).CombinedOutput(); err != nil {
+	pwfile := filepath.Join(t.TempDir(), "passwd")
+	if out, err := exec.Command(brokertest.NeedMosquittoPasswd(t), "-c", "-b", pwfile, user, password).CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous false\npassword_file %s\npersistence false\n", port, pwfile)
-	if os.Geteuid() == 0 {
-		// Mosquitto started as root drops to its own user, which cannot
-		// read the test's private temp folder.
-		text += "user root\n"
-	}
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.Create(filepath.Join(dir, "mosquitto.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-	cmd := exec.Command(bin, "-c", conf)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return port
-		}
-		select {
-		case <-exited:
-			deadline = time.Time{}
-		default:
-		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logs.Name())
-			t.Fatalf("mosquitto did not start: %s", out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return brokertest.Start(t, "allow_anonymous false\npassword_file "+pwfile+"\n").Port()
 }

@@ -127,13 +127,7 @@ func TestDescribeConnError(t *testing.T) {
 }
 
 func TestIntegrationCredentials(t *testing.T) {
-	bin := brokertest.NeedMosquitto(t)
-	passwd := filepath.Join(filepath.Dir(bin), "..", "bin", "mosquitto_passwd")
-	if _, err := os.Stat(passwd); err != nil {
-		if passwd, err = exec.LookPath("mosquitto_passwd"); err != nil {
-			t.Skip("mosquitto_passwd not installed: cannot create a password file")
-		}
-	}
+	passwd := brokertest.NeedMosquittoPasswd(t)
 	dir := t.TempDir()
 	pwFile := filepath.Join(dir, "passwd")
 	if out, err := exec.Command(passwd, "-b", "-c", pwFile, "gateway", "right-pass").CombinedOutput(); err != nil {

@@ -26,7 +26,7 @@ func renderTemplates(t *testing.T, jobs []map[string]string) []string {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil || exec.Command(py, "-c", "import jinja2").Run() != nil {
-		t.Skip("python3 with jinja2 not installed: value templates not rendered")
+		t.Fatal("python3 with jinja2 is not installed: run `make test`, or `make deps` to install it (apt-get install python3-jinja2)")
 	}
 	in, _ := json.Marshal(jobs)
 	cmd := exec.Command(py, "-c", renderScript)

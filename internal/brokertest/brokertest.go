@@ -3,8 +3,8 @@
 package brokertest
 
 import (
+	"errors"
 	"fmt"
-	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 	"net"
 	"os"
 	"os/exec"
@@ -16,50 +16,111 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/flowiq-gateway/flowiq-gateway/internal/syncbuf"
 )
 
 const mosquittoPath = "/usr/sbin/mosquitto"
 
-// NeedMosquitto returns the broker binary. It skips when the broker is not installed, except in CI where
-// a missing broker must fail the build instead of hiding the tests.
+// NeedMosquitto returns the broker binary, or fails the test: the MQTT
+// integration tests never skip. `make test` (its deps target) installs the
+// Debian package mosquitto.
 func NeedMosquitto(tb testing.TB) string {
 	tb.Helper()
-	path := mosquittoPath
-	if _, err := os.Stat(path); err != nil {
-		p, lerr := exec.LookPath("mosquitto")
-		if lerr != nil {
-			if os.Getenv("CI") == "true" {
-				tb.Fatalf("mosquitto not installed (%s, $PATH) and CI=true: the MQTT integration tests must run in CI", mosquittoPath)
-			}
-			tb.Skipf("mosquitto not installed (%s, $PATH): MQTT integration tests skipped", mosquittoPath)
-		}
-		path = p
-	}
-	return path
+	return need(tb, mosquittoPath, "mosquitto")
 }
 
+// NeedMosquittoPasswd returns mosquitto_passwd (Debian package mosquitto),
+// or fails the test.
+func NeedMosquittoPasswd(tb testing.TB) string {
+	tb.Helper()
+	return need(tb, "/usr/bin/mosquitto_passwd", "mosquitto_passwd")
+}
+
+func need(tb testing.TB, path, name string) string {
+	tb.Helper()
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	tb.Fatalf("%s is not installed (%s, $PATH): run `make test`, or `make deps` to install it (apt-get install mosquitto)", name, path)
+	return ""
+}
+
+// startAttempts bounds how often Start takes a fresh port when another
+// process bound the broker's port first.
+const startAttempts = 5
+
+// errPortTaken is Mosquitto failing to bind its port.
+var errPortTaken = errors.New("port taken by another process")
+
 // Broker is a real Mosquitto on a free local port, owned by one test.
+//
+// Between Prepare and Start, and (as far as the kernel allows, see
+// holdAgain) while a started broker is down, the port is held by a socket
+// that is bound but does not listen: no other process can listen on it or
+// use it as the local port of a connection, and clients are refused as by a
+// port without a broker. Start releases it just before Mosquitto binds. Should another process win that short race, Start moves
+// to a fresh port if none was handed out yet (URL, Port) and fails clearly
+// otherwise.
 type Broker struct {
 	tb    testing.TB
 	bin   string
 	dir   string
-	port  int
 	extra string // appended to mosquitto.conf (listener options, auth)
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	log    *syncbuf.Buffer
-	exited chan struct{}
+	mu      sync.Mutex
+	port    int
+	hold    int  // file descriptor holding port while no broker runs, or -1
+	shared  bool // port handed out (URL, Port): it cannot change any more
+	started bool // Mosquitto ran on port: a restart must keep it
+	cmd     *exec.Cmd
+	log     *syncbuf.Buffer
+	exited  chan struct{}
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// holdPort binds a TCP socket to 127.0.0.1:port (0: a free port) without
+// listening and returns it with its port. reuse sets SO_REUSEADDR.
+func holdPort(port int, reuse bool) (fd, bound int, err error) {
+	fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		tb.Fatal(err)
+		return -1, 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	if reuse {
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err != nil {
+			syscall.Close(fd)
+			return -1, 0, err
+		}
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		return -1, 0, fmt.Errorf("binding 127.0.0.1:%d: %w", port, err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		syscall.Close(fd)
+		return -1, 0, err
+	}
+	return fd, sa.(*syscall.SockaddrInet4).Port, nil
+}
+
+// reserveFresh holds a new free port for the broker. Called with b.mu held.
+func (b *Broker) reserveFresh() {
+	fd, port, err := holdPort(0, false)
+	if err != nil {
+		b.tb.Fatalf("reserving a local port: %v", err)
+	}
+	b.hold, b.port = fd, port
+}
+
+// release lets go of the held port. Called with b.mu held.
+func (b *Broker) release() {
+	if b.hold >= 0 {
+		syscall.Close(b.hold)
+		b.hold = -1
+	}
 }
 
 // Start starts Mosquitto with `listener PORT 127.0.0.1`, persistence
@@ -76,19 +137,71 @@ func Start(tb testing.TB, extra string) *Broker {
 // broker that appears late); Start starts it, Stop runs at cleanup.
 func Prepare(tb testing.TB, extra string) *Broker {
 	tb.Helper()
-	b := &Broker{tb: tb, bin: NeedMosquitto(tb), dir: tb.TempDir(), port: freePort(tb), extra: extra}
-	tb.Cleanup(b.Stop)
+	b := &Broker{tb: tb, bin: NeedMosquitto(tb), dir: tb.TempDir(), extra: extra, hold: -1}
+	b.mu.Lock()
+	b.reserveFresh()
+	b.mu.Unlock()
+	tb.Cleanup(func() {
+		b.halt(syscall.SIGTERM)
+		b.mu.Lock()
+		b.release()
+		b.mu.Unlock()
+	})
 	return b
 }
 
 // URL is the broker's address with the given scheme ("tcp").
-func (b *Broker) URL(scheme string) string { return fmt.Sprintf("%s://127.0.0.1:%d", scheme, b.port) }
+func (b *Broker) URL(scheme string) string { return fmt.Sprintf("%s://127.0.0.1:%d", scheme, b.Port()) }
+
+// Port is the broker's TCP port. From now on the broker keeps it.
+func (b *Broker) Port() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.shared = true
+	return b.port
+}
 
 // Start (re)starts the broker on its port and waits until it accepts
-// connections.
+// connections. A first start moves to a fresh port when another process
+// took this one and it was not handed out yet; otherwise a taken port
+// fails the test.
 func (b *Broker) Start() {
 	b.tb.Helper()
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\n", b.port)
+	for attempt := 1; ; attempt++ {
+		err := b.start()
+		if err == nil {
+			return
+		}
+		b.mu.Lock()
+		port, shared, started := b.port, b.shared, b.started
+		b.mu.Unlock()
+		switch {
+		case !errors.Is(err, errPortTaken):
+			b.tb.Fatal(err)
+		case started:
+			b.tb.Fatalf("restarting mosquitto: another process took port %d while the broker was down; a restarted broker must keep its port\n%s", port, b.Log())
+		case shared:
+			b.tb.Fatalf("starting mosquitto: another process took port %d, already handed out to the test (URL, Port)\n%s", port, b.Log())
+		case attempt == startAttempts:
+			b.tb.Fatalf("starting mosquitto: %d fresh ports in a row were taken by other processes before the broker bound them\n%s", attempt, b.Log())
+		}
+		b.tb.Logf("mosquitto: port %d was taken by another process; trying a fresh port", port)
+		b.mu.Lock()
+		b.reserveFresh()
+		b.mu.Unlock()
+	}
+}
+
+// start runs Mosquitto once on b.port and waits for it to listen. It
+// returns errPortTaken when Mosquitto could not bind the port.
+func (b *Broker) start() error {
+	b.mu.Lock()
+	port := b.port
+	b.mu.Unlock()
+	// Mosquitto's own log says when it listens or why it could not: the
+	// default log types, stated so that extra cannot lose them.
+	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\n", port) +
+		"log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
 	if os.Getuid() == 0 {
 		// Started as root, Mosquitto drops to user "mosquitto", which
 		// cannot read the test's private temporary files.
@@ -100,37 +213,51 @@ func (b *Broker) Start() {
 	conf += b.extra
 	path := filepath.Join(b.dir, "mosquitto.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		b.tb.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(b.bin, "-c", path)
 	log := &syncbuf.Buffer{}
 	cmd.Stderr = log
-	if err := cmd.Start(); err != nil {
-		b.tb.Fatalf("starting mosquitto: %v", err)
-	}
 	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	b.mu.Lock()
-	b.cmd, b.log, b.exited = cmd, log, exited
+	b.release() // the short window another process may win; detected below
+	err := cmd.Start()
+	if err == nil {
+		go func() { _ = cmd.Wait(); close(exited) }()
+		b.cmd, b.log, b.exited = cmd, log, exited
+	}
 	b.mu.Unlock()
-	// The port may still be held briefly after a restart; poll.
+	if err != nil {
+		return fmt.Errorf("starting mosquitto: %w", err)
+	}
+	// Mosquitto logs "… running" once its listener is bound; a dial alone
+	// could reach another process on the port.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", b.port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
+	for !strings.Contains(log.String(), " running") {
 		select {
 		case <-exited:
-			b.tb.Fatalf("mosquitto exited:\n%s", b.Log())
-		default:
+			b.mu.Lock()
+			b.cmd = nil
+			b.mu.Unlock()
+			if strings.Contains(log.String(), "Address already in use") {
+				return errPortTaken
+			}
+			return fmt.Errorf("mosquitto exited:\n%s", log)
+		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			b.tb.Fatalf("mosquitto did not accept connections on port %d: %v\n%s", b.port, err, b.Log())
+			return fmt.Errorf("mosquitto did not report listening on port %d within 10s:\n%s", port, log)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("mosquitto reports listening on port %d but refuses connections: %v\n%s", port, err, log)
+	}
+	c.Close()
+	b.mu.Lock()
+	b.started = true
+	b.mu.Unlock()
+	return nil
 }
 
 // Log is what the broker printed.
@@ -143,11 +270,32 @@ func (b *Broker) Log() string {
 	return b.log.String()
 }
 
-// Kill stops the broker the hard way (no clean goodbye to clients).
-func (b *Broker) Kill() { b.halt(syscall.SIGKILL) }
+// Kill stops the broker the hard way (no clean goodbye to clients). The
+// port stays held for a restart.
+func (b *Broker) Kill() { b.halt(syscall.SIGKILL); b.holdAgain() }
 
-// Stop ends the broker cleanly.
-func (b *Broker) Stop() { b.halt(syscall.SIGTERM) }
+// Stop ends the broker cleanly. The port stays held for a restart.
+func (b *Broker) Stop() { b.halt(syscall.SIGTERM); b.holdAgain() }
+
+// holdAgain holds the port of a stopped broker until it restarts. Best
+// effort: while connections of the broker linger in TIME_WAIT the port can
+// only be held with SO_REUSEADDR, which keeps it from being picked as the
+// local port of a connection but not from a listener that sets
+// SO_REUSEADDR too. Should another process have taken it, the restart says
+// so.
+func (b *Broker) holdAgain() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hold >= 0 || b.cmd != nil {
+		return
+	}
+	for _, reuse := range []bool{false, true} {
+		if fd, _, err := holdPort(b.port, reuse); err == nil {
+			b.hold = fd
+			return
+		}
+	}
+}
 
 func (b *Broker) halt(sig syscall.Signal) {
 	b.mu.Lock()
@@ -305,6 +453,3 @@ func WaitRetained(tb testing.TB, url, what string, cond func(map[string]Message)
 	})
 	return snap
 }
-
-// Port is the broker's TCP port.
-func (b *Broker) Port() int { return b.port }

@@ -76,6 +76,8 @@ func TestChunkQueueStall(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newChunkQueue(2, 4, 2*time.Second)
 		go func() {
+			// The behaviour under test: data after 1.5 s of fake time
+			// (synctest), inside the 2 s stall timeout.
 			time.Sleep(1500 * time.Millisecond)
 			q.push([]byte{1, 2})
 		}()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -154,7 +155,15 @@ func TestFileSourceContextCancel(t *testing.T) {
 		_, err := src.Read(make([]complex64, 16))
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // let Read block; the test passes either way
+	// Cancel while Read waits for the pipe, the case that needs Close to
+	// unblock it.
+	deadline := time.Now().Add(5 * time.Second)
+	for !goroutineWaits("IO wait", "(*fileSource).Read") {
+		if time.Now().After(deadline) {
+			t.Fatal("Read never blocked on the empty pipe")
+		}
+		runtime.Gosched()
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -185,4 +194,18 @@ func TestNewReaderSource(t *testing.T) {
 	if _, err := NewReaderSource(strings.NewReader(""), "pipe", Options{SampleRate: 1e6, Format: 9}); !errors.Is(err, ErrFormat) {
 		t.Errorf("bad format: %v", err)
 	}
+}
+
+// goroutineWaits reports whether a goroutine is in the given wait state
+// (as runtime.Stack names it) with fn on its stack.
+func goroutineWaits(state, fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "["+state) && strings.Contains(g, fn) {
+			return true
+		}
+	}
+	return false
 }

@@ -201,7 +201,10 @@ func TestStreamSlowConsumerIsNoStall(t *testing.T) {
 			if err != nil {
 				t.Fatalf("block %d: %v", i, err)
 			}
-			time.Sleep(5 * time.Second) // holding blocks is not the source's fault
+			// The behaviour under test: a consumer holding blocks for 5 s,
+			// longer than the stall timeout (fake time of synctest), is not
+			// the source's fault.
+			time.Sleep(5 * time.Second)
 			st.Release(b)
 		}
 	})
@@ -215,7 +218,14 @@ func TestStreamCloseUnblocksNext(t *testing.T) {
 			_, err := st.Next(context.Background())
 			errc <- err
 		}()
+		// Fake time (synctest): a minute with Next blocked on a silent
+		// source passes at once; Next must still be waiting.
 		time.Sleep(time.Minute)
+		select {
+		case err := <-errc:
+			t.Fatalf("Next returned %v before Close", err)
+		default:
+		}
 		st.Close()
 		if err := <-errc; !errors.Is(err, ErrClosed) {
 			t.Fatalf("Next = %v, want ErrClosed", err)

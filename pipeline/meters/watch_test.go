@@ -143,8 +143,13 @@ func TestWatcherFollowsEdits(t *testing.T) {
 	if !hasKey(w, "74493770", key1) || w.LoadErr() != nil {
 		t.Fatalf("initial load: %v", w.LoadErr())
 	}
-	// Let Run's first look at the file pass before editing it.
-	time.Sleep(50 * time.Millisecond)
+	// Edits must reach Run through the directory watch, not through its
+	// first look at the file: wait until a content-only change (a comment)
+	// is logged as a reload, which Run does only once it watches.
+	saveByRename(t, f.path, meterTOML("74493770", key1, `name = "Kitchen"`)+"# watched\n")
+	waitFor(t, "Run to watch the directory", func() bool {
+		return strings.Contains(f.log.String(), "meter list reloaded")
+	})
 
 	steps := []struct {
 		name  string
@@ -296,7 +301,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "meters.toml")
 	os.WriteFile(path, []byte(meterTOML("74493770", key1)), 0o600)
-	w, err := NewWatcher(path, nil)
+	var log syncbuf.Buffer
+	w, err := NewWatcher(path, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,11 +318,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 
 	// No Run: only the signal can make the watcher see this.
 	os.WriteFile(path, []byte(meterTOML("74493770", key2)), 0o600)
-	waitFor(t, "a reload by SIGHUP", func() bool {
+	// ReloadOnSIGHUP may not listen yet: signal until it says it got one.
+	waitFor(t, "ReloadOnSIGHUP to receive SIGHUP", func() bool {
+		if strings.Contains(log.String(), "SIGHUP: reloading meter list") {
+			return true
+		}
 		syscall.Kill(os.Getpid(), syscall.SIGHUP)
-		time.Sleep(20 * time.Millisecond)
-		return hasKey(w, "74493770", key2)
+		return false
 	})
+	waitFor(t, "a reload by SIGHUP", func() bool { return hasKey(w, "74493770", key2) })
 }
 
 func TestNewWatcherErrors(t *testing.T) {
