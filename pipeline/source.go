@@ -67,6 +67,9 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 		}
 		return &HexSource{Spec: rest, Stdin: stdin}, nil
 	}
+	if isVW1871(spec) {
+		return newVW1871Source(spec, stdin)
+	}
 	if spec == "" {
 		return nil, errors.New("no input: give --input (a recording, -, rtltcp://host:port, rtlsdr://0 or hex:-)")
 	}
