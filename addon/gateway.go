@@ -64,7 +64,7 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		options.MQTT.URL, options.MQTT.Username, options.MQTT.Password = b.URL, b.Username, string(b.Password)
 	}
 	flags.MQTT.URL = "" // the broker above, with the options' credentials
-	cfg, err := settings.Resolve(version, flags, options.ForInput(flags.Radio.Input), fileLayer)
+	cfg, err := settings.Resolve(version, flags, options.ForInputs(flags.Inputs), fileLayer)
 	if err != nil {
 		return cfg, fmt.Errorf("radio settings: %w", err)
 	}

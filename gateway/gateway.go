@@ -33,7 +33,7 @@ type Options struct {
 type Gateway struct {
 	cfg     settings.Config
 	log     *slog.Logger
-	src     pipeline.Source
+	sources []pipeline.Source
 	dec     *kamstrup.Decoder
 	state   *state
 	outputs []Output
@@ -53,9 +53,12 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 		o.Log = slog.Default()
 	}
 	g := &Gateway{cfg: cfg, log: o.Log, dec: kamstrup.NewDecoder()}
-	var err error
-	if g.src, err = pipeline.NewSource(cfg.Input, o.Stdin, cfg.Radio); err != nil {
-		return nil, err
+	for _, in := range cfg.Inputs {
+		src, err := pipeline.NewSource(in, o.Stdin, cfg.Radio)
+		if err != nil {
+			return nil, err
+		}
+		g.sources = append(g.sources, src)
 	}
 	if err := g.openMeterList(); err != nil {
 		return nil, err
@@ -136,7 +139,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); g.housekeeping(ctx, p.Stats()) }()
 
-	g.log.Info("receiving", "input", g.src.Name(), "output", g.outputNames())
+	g.log.Info("receiving", "input", inputNames(g.sources), "output", g.outputNames())
 	runErr := p.Run(ctx)
 	g.report(p.Stats())
 	if ctx.Err() == nil {
@@ -201,6 +204,17 @@ func (g *Gateway) eachOutput(f func(Output)) {
 	}
 }
 
+func inputNames(srcs []pipeline.Source) string {
+	s := ""
+	for i, src := range srcs {
+		if i > 0 {
+			s += ", "
+		}
+		s += src.Name()
+	}
+	return s
+}
+
 func (g *Gateway) outputNames() string {
 	s := ""
 	for i, o := range g.outputs {
@@ -212,24 +226,44 @@ func (g *Gateway) outputNames() string {
 	return s
 }
 
-// pipeline wires the source, the meter list's keys and the outputs.
+// pipeline wires the sources, the meter list's keys and the outputs.
 func (g *Gateway) pipeline() *pipeline.Pipeline {
 	rep := &pipeline.Reporter{Log: g.log, Known: func(id wmbus.ID) bool {
 		_, ok := g.current().Meter(id)
 		return ok
 	}}
+	var frameWatchers []frameWatcher
+	var problemWatchers []problemWatcher
+	for _, o := range g.outputs {
+		if w, ok := o.(frameWatcher); ok {
+			frameWatchers = append(frameWatchers, w)
+		}
+		if w, ok := o.(problemWatcher); ok {
+			problemWatchers = append(problemWatchers, w)
+		}
+	}
 	p := &pipeline.Pipeline{
-		Source:  g.src,
+		Sources: g.sources,
 		Decoder: g.dec,
 		Keys:    func(id wmbus.ID) ([]byte, bool) { return g.current().Key(id) },
 		Reading: g.reading,
-		Problem: rep.Report,
-		Log:     g.log,
+		Problem: func(err error) {
+			rep.Report(err)
+			for _, w := range problemWatchers {
+				w.Problem(err)
+			}
+		},
+		Log: g.log,
 	}
-	if g.cfg.LogFrames {
+	if g.cfg.LogFrames || len(frameWatchers) > 0 {
 		p.Frame = func(f pipeline.Frame, t *wmbus.Telegram, err error) {
-			fi := pipeline.Describe(f, t, err)
-			g.log.Debug("frame", fi.LogAttrs()...)
+			if g.cfg.LogFrames {
+				fi := pipeline.Describe(f, t, err)
+				g.log.Debug("frame", fi.LogAttrs()...)
+			}
+			for _, w := range frameWatchers {
+				w.Frame(f, t, err)
+			}
 		}
 	}
 	return p
@@ -273,7 +307,7 @@ func (g *Gateway) report(s *pipeline.Stats) {
 		Failed:   uint64(s.Failed.Load()),
 		Source:   "ok",
 	}
-	if !s.Healthy.Load() {
+	if !s.Healthy() {
 		h.Source = "input failed"
 		if e := s.LastErr.Load(); e != nil {
 			h.Source = "input failed: " + *e

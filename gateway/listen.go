@@ -15,14 +15,18 @@ import (
 
 // Listen prints every frame heard, any manufacturer, with the readings of
 // the meters that list has keys for: one line per frame (JSON with asJSON).
-func Listen(ctx context.Context, input string, ro pipeline.RadioOptions, list *meters.Snapshot, asJSON bool, o Options) error {
-	src, err := pipeline.NewSource(input, o.Stdin, ro)
-	if err != nil {
-		return err
+func Listen(ctx context.Context, inputs []string, ro pipeline.RadioOptions, list *meters.Snapshot, asJSON bool, o Options) error {
+	var srcs []pipeline.Source
+	for _, in := range inputs {
+		src, err := pipeline.NewSource(in, o.Stdin, ro)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, src)
 	}
 	pr := &framePrinter{w: o.Stdout, json: asJSON}
 	p := &pipeline.Pipeline{
-		Source:  src,
+		Sources: srcs,
 		Decoder: kamstrup.NewDecoder(),
 		Keys:    list.Key,
 		Frame:   pr.frame,
@@ -34,8 +38,8 @@ func Listen(ctx context.Context, input string, ro pipeline.RadioOptions, list *m
 		},
 		Log: o.Log,
 	}
-	o.Log.Info("listening", "input", src.Name())
-	err = p.Run(ctx)
+	o.Log.Info("listening", "input", inputNames(srcs))
+	err := p.Run(ctx)
 	pr.flush()
 	return err
 }

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/discovery"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
 // Output is where readings go: Home Assistant over MQTT, JSON lines, and
@@ -38,6 +40,14 @@ type (
 	drainer interface {
 		Drain(ctx context.Context) error
 	}
+	// frameWatcher sees every frame heard, any manufacturer, with the
+	// link-layer result (the telegram, or why there is none); t and f.Data
+	// are valid during the call only.
+	frameWatcher interface {
+		Frame(f pipeline.Frame, t *wmbus.Telegram, err error)
+	}
+	// problemWatcher sees every problem reported (wrong key, CRC, …).
+	problemWatcher interface{ Problem(err error) }
 )
 
 // Health is the gateway's own state, for outputs that report it.

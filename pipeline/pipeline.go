@@ -1,10 +1,12 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,10 +14,12 @@ import (
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
-// Pipeline moves frames from a source through the link layer and the
-// Kamstrup decoder to readings. One goroutine does all of it, in order.
+// Pipeline moves frames from its sources through the link layer and the
+// Kamstrup decoder to readings. Each source runs in its own goroutine and
+// puts what it hears on one frame bus; one goroutine decodes, in order, so
+// the callbacks below are never called concurrently.
 type Pipeline struct {
-	Source  Source
+	Sources []Source
 	Decoder *kamstrup.Decoder
 	// Keys looks up a meter's AES key; called once per telegram, so it
 	// must be cheap (the meter list's lock-free snapshot).
@@ -45,17 +49,54 @@ type Stats struct {
 	Failed   atomic.Int64 // frames that gave no reading (foreign meters included)
 	Reopens  atomic.Int64 // times a live source was reopened
 	LastUnix atomic.Int64 // time of the last frame, Unix seconds
-	Healthy  atomic.Bool  // the source is delivering
+	Failing  atomic.Int32 // sources failed and waiting to be reopened
 	LastErr  atomic.Pointer[string]
+}
+
+// Healthy reports whether every source is delivering.
+func (s *Stats) Healthy() bool { return s.Failing.Load() == 0 }
+
+// busSize bounds the frames waiting for the decoder; a source that finds
+// it full waits, which a radio source absorbs in its sample queue.
+const busSize = 256
+
+// item is one thing a source hands to the decoder: a frame or a skip.
+type item struct {
+	f    Frame
+	skip error
 }
 
 // Stats returns the live counters.
 func (p *Pipeline) Stats() *Stats { return &p.stats }
 
-// Run reads the source until ctx ends (nil) or a non-live source ends (its
-// error, nil at a clean end). A live source that fails is reported and
-// reopened with backoff; it never ends the run.
+// Run reads every source until ctx ends (nil) or every source has ended:
+// a recording or a file ends by itself (its error, nil at a clean end); a
+// live source that fails is reported and reopened with backoff, and ends
+// only with ctx.
 func (p *Pipeline) Run(ctx context.Context) error {
+	bus := make(chan item, busSize)
+	errs := make([]error, len(p.Sources))
+	var wg sync.WaitGroup
+	for i, src := range p.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = p.runSource(ctx, src, bus)
+		}()
+	}
+	go func() { wg.Wait(); close(bus) }()
+	for it := range bus {
+		if it.skip != nil {
+			p.problem(it.skip)
+			continue
+		}
+		p.handle(it.f)
+	}
+	return errors.Join(errs...)
+}
+
+// runSource runs one source, reopening a live one after a failure.
+func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) error {
 	log := p.Log
 	if log == nil {
 		log = slog.Default()
@@ -67,33 +108,44 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if maxWait < minWait {
 		maxWait = max(30*time.Second, minWait)
 	}
-	h := Handler{Frame: p.handle, Skip: p.problem}
+	send := func(it item) {
+		select {
+		case bus <- it:
+		case <-ctx.Done():
+		}
+	}
+	h := Handler{
+		// The frame's bytes may be reused by the source once it returns.
+		Frame: func(f Frame) { f.Data = bytes.Clone(f.Data); send(item{f: f}) },
+		Skip:  func(err error) { send(item{skip: err}) },
+	}
 	wait := minWait
 	for {
-		p.stats.Healthy.Store(true)
 		started := time.Now()
-		err := p.Source.Run(ctx, h)
-		p.stats.Healthy.Store(false)
+		err := src.Run(ctx, h)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if !p.Source.Live() {
+		if !src.Live() {
 			return err
 		}
 		if err == nil {
 			err = errors.New("input ended")
 		}
-		msg := err.Error()
+		msg := src.Name() + ": " + err.Error()
 		p.stats.LastErr.Store(&msg)
+		p.stats.Failing.Add(1)
 		if time.Since(started) > 2*maxWait {
 			wait = minWait // it ran well for a while: start backing off afresh
 		}
-		log.Error("input failed; reopening", "input", p.Source.Name(), "err", err, "retry_in", wait)
+		log.Error("input failed; reopening", "input", src.Name(), "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
+			p.stats.Failing.Add(-1)
 			return nil
 		case <-time.After(wait):
 		}
+		p.stats.Failing.Add(-1)
 		p.stats.Reopens.Add(1)
 		wait = min(2*wait, maxWait)
 	}

@@ -52,7 +52,7 @@ type collected struct {
 
 func (c *collected) pipeline(src Source, keys wmbus.KeyFunc) *Pipeline {
 	return &Pipeline{
-		Source: src, Decoder: kamstrup.NewDecoder(), Keys: keys,
+		Sources: []Source{src}, Decoder: kamstrup.NewDecoder(), Keys: keys,
 		Frame: func(f Frame, _ *wmbus.Telegram, _ error) {
 			c.mu.Lock()
 			f.Data = append([]byte(nil), f.Data...)

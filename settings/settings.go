@@ -21,17 +21,19 @@ import (
 type Layer struct {
 	// Name says where a value came from in messages: "flags",
 	// "meters.toml", "add-on options".
-	Name  string
-	Radio meters.Radio
-	AGC   *bool // flags only: the RTL2832's digital AGC
-	MQTT  meters.MQTT
+	Name string
+	// Inputs are the --input specs; when empty, Radio.Input is the one.
+	Inputs []string
+	Radio  meters.Radio
+	AGC    *bool // flags only: the RTL2832's digital AGC
+	MQTT   meters.MQTT
 }
 
 // Config is the gateway's resolved configuration: every value parsed and
 // checked, defaults applied where the gateway needs them.
 type Config struct {
-	Input string // --input spec, default rtlsdr://0
-	Radio pipeline.RadioOptions
+	Inputs []string // --input specs, default rtlsdr://0; frames of all go to one decoder
+	Radio  pipeline.RadioOptions
 	// MetersPath is the meter list file, watched and reloaded; "" = none.
 	MetersPath string
 	// Overlay lists meters from elsewhere (add-on options, a KEM file) that
@@ -56,7 +58,7 @@ const DefaultInput = "rtlsdr://0"
 func Resolve(version string, layers ...Layer) (Config, error) {
 	cfg := Config{Version: version}
 	var err error
-	if cfg.Input, cfg.Radio, err = resolveRadio(layers); err != nil {
+	if cfg.Inputs, cfg.Radio, err = resolveRadio(layers); err != nil {
 		return cfg, err
 	}
 	cfg.MQTT = resolveMQTT(version, layers)
@@ -73,11 +75,35 @@ func pick(layers []Layer, get func(*Layer) string) (string, string) {
 	return "", ""
 }
 
-func resolveRadio(layers []Layer) (string, pipeline.RadioOptions, error) {
+// inputs returns the layer's input specs.
+func (l *Layer) inputs() []string {
+	if len(l.Inputs) > 0 {
+		return l.Inputs
+	}
+	if l.Radio.Input != "" {
+		return []string{l.Radio.Input}
+	}
+	return nil
+}
+
+// tuned reports whether any of the inputs is a radio this gateway tunes.
+func tuned(inputs []string) bool {
+	for _, in := range inputs {
+		if pipeline.Tuned(in) {
+			return true
+		}
+	}
+	return false
+}
+
+func resolveRadio(layers []Layer) ([]string, pipeline.RadioOptions, error) {
 	var ro pipeline.RadioOptions
-	input, _ := pick(layers, func(l *Layer) string { return l.Radio.Input })
-	if input == "" {
-		input = DefaultInput
+	inputs := []string{DefaultInput}
+	for i := range layers {
+		if in := layers[i].inputs(); len(in) > 0 {
+			inputs = in
+			break
+		}
 	}
 	hz := func(setting string, get func(*meters.Radio) string, dst *float64) error {
 		v, from := pick(layers, func(l *Layer) string { return get(&l.Radio) })
@@ -103,19 +129,19 @@ func resolveRadio(layers []Layer) (string, pipeline.RadioOptions, error) {
 		{"deviation", func(r *meters.Radio) string { return r.Deviation }, &ro.Demod.DeviationHz},
 	} {
 		if err := hz(s.name, s.get, s.dst); err != nil {
-			return "", ro, err
+			return nil, ro, err
 		}
 	}
 	var err error
 	if f, from := pick(layers, func(l *Layer) string { return l.Radio.Format }); f != "" {
 		if ro.IQ.Format, err = iq.ParseFormat(f); err != nil {
-			return "", ro, fmt.Errorf("format (from %s): %w", from, err)
+			return nil, ro, fmt.Errorf("format (from %s): %w", from, err)
 		}
 	}
 	var from string
 	if ro.IQ.Gain, from = pick(layers, func(l *Layer) string { return l.Radio.Gain }); ro.IQ.Gain != "" {
 		if _, _, err := iq.ParseGain(ro.IQ.Gain); err != nil {
-			return "", ro, fmt.Errorf("gain (from %s): %w", from, err)
+			return nil, ro, fmt.Errorf("gain (from %s): %w", from, err)
 		}
 	}
 	for _, l := range layers {
@@ -133,15 +159,15 @@ func resolveRadio(layers []Layer) (string, pipeline.RadioOptions, error) {
 	modes, from := pick(layers, func(l *Layer) string { return strings.Join(l.Radio.Modes, ",") })
 	if modes != "" {
 		if ro.Demod.Modes, err = demod.ParseModes(modes); err != nil {
-			return "", ro, fmt.Errorf("modes (from %s): %w", from, err)
+			return nil, ro, fmt.Errorf("modes (from %s): %w", from, err)
 		}
 	}
 	// A dongle tuned by us sits on the channel unless told otherwise.
-	if ro.IQ.CenterHz == 0 && ro.Demod.ChannelHz != 0 && pipeline.Tuned(input) {
+	if ro.IQ.CenterHz == 0 && ro.Demod.ChannelHz != 0 && tuned(inputs) {
 		ro.IQ.CenterHz = ro.Demod.ChannelHz
 	}
 	ro.Demod.CenterHz = ro.IQ.CenterHz
-	return input, ro, nil
+	return inputs, ro, nil
 }
 
 func resolveMQTT(version string, layers []Layer) *discovery.Config {
@@ -173,11 +199,11 @@ func resolveMQTT(version string, layers []Layer) *discovery.Config {
 	return &c
 }
 
-// ForInput keeps what a layer says about tuning a radio we control
-// (centre, channel, rate, gain, ppm) out of the merge when the input is a
-// recording, stdin or hex lines: such an input describes itself.
-func (l Layer) ForInput(input string) Layer {
-	if input != "" && !pipeline.Tuned(input) {
+// ForInputs keeps what a layer says about tuning a radio we control
+// (centre, channel, rate, gain, ppm) out of the merge when the inputs are
+// recordings, stdin or hex lines: such inputs describe themselves.
+func (l Layer) ForInputs(inputs []string) Layer {
+	if len(inputs) > 0 && !tuned(inputs) {
 		l.Radio.Center, l.Radio.Channel, l.Radio.Rate, l.Radio.Gain, l.Radio.PPM = "", "", "", "", nil
 	}
 	return l

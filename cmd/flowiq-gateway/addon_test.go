@@ -619,7 +619,7 @@ func TestAddonRadioLayers(t *testing.T) {
 			t.Fatal(err)
 		}
 		ro := cfg.Radio
-		return cfg.Input, ro.IQ.CenterHz, ro.Demod.ChannelHz, ro.IQ.SampleRate, ro.Demod.ChipRate
+		return strings.Join(cfg.Inputs, " "), ro.IQ.CenterHz, ro.Demod.ChannelHz, ro.IQ.SampleRate, ro.Demod.ChipRate
 	}
 	input, center, channel, rate, chip := resolve()
 	if input != "rtlsdr://0" || center != 923e6 || channel != 923e6 || rate != 2.4e6 || chip != 50e3 {

@@ -48,5 +48,5 @@ func runListen(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return gateway.Listen(ctx, cfg.Input, cfg.Radio, list, *asJSON, gateway.Options{Stdin: e.stdin, Stdout: e.stdout, Log: log})
+	return gateway.Listen(ctx, cfg.Inputs, cfg.Radio, list, *asJSON, gateway.Options{Stdin: e.stdin, Stdout: e.stdout, Log: log})
 }

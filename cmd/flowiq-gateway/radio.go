@@ -11,14 +11,15 @@ import (
 // radioFlags are the input and radio flags shared by listen, run and addon,
 // kept as typed; settings.Resolve parses them with the other layers.
 type radioFlags struct {
-	input, format, center, channel, rate, gain, modes, chipRate, deviation string
-	ppm                                                                    int
-	agc                                                                    bool
-	set                                                                    map[string]bool
+	inputs                                                          inputList
+	format, center, channel, rate, gain, modes, chipRate, deviation string
+	ppm                                                             int
+	agc                                                             bool
+	set                                                             map[string]bool
 }
 
 func (r *radioFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.input, "input", "", "where frames come from: a recording (file.cu8), - (IQ on stdin), rtltcp://host:port, rtlsdr://INDEX or rtlsdr://SERIAL; hex:-, hex:FILE or hex:tcp://host:port for telegrams as hex lines (default rtlsdr://0)")
+	fs.Var(&r.inputs, "input", "where frames come from, given once per source: a recording (file.cu8), - (IQ on stdin), rtltcp://host:port, rtlsdr://INDEX or rtlsdr://SERIAL; hex:-, hex:FILE or hex:tcp://host:port for telegrams as hex lines; vw1871:FILE|-|tcp://host:port|serial:/dev/ttyUSB0|ble://NAME for a VW1871 concentrator (default rtlsdr://0)")
 	fs.StringVar(&r.format, "format", "", "sample format of a recording or stdin: cu8, cs8, cs16 or cf32 (default: from the file extension, else cu8)")
 	fs.StringVar(&r.center, "center", "", "`frequency` the radio is tuned to, e.g. 868.95M (default: the channel; for a recording, from its name)")
 	fs.StringVar(&r.channel, "channel", "", "wM-Bus channel `frequency` (default 868.95M; flowIQ 2102: 915–928 MHz)")
@@ -45,7 +46,7 @@ func (r *radioFlags) parse(e *env, fs *flag.FlagSet, args []string) error {
 
 // layer is the flags the user gave, as the highest settings layer.
 func (r *radioFlags) layer() settings.Layer {
-	l := settings.Layer{Name: "flags", Radio: meters.Radio{Input: r.input, Format: r.format, Center: r.center,
+	l := settings.Layer{Name: "flags", Inputs: r.inputs, Radio: meters.Radio{Format: r.format, Center: r.center,
 		Channel: r.channel, Rate: r.rate, Gain: r.gain, ChipRate: r.chipRate, Deviation: r.deviation}}
 	if r.modes != "" {
 		l.Radio.Modes = strings.Split(r.modes, ",")
@@ -58,3 +59,9 @@ func (r *radioFlags) layer() settings.Layer {
 	}
 	return l
 }
+
+// inputList is a flag that may be given more than once.
+type inputList []string
+
+func (l *inputList) String() string     { return strings.Join(*l, " ") }
+func (l *inputList) Set(v string) error { *l = append(*l, v); return nil }
