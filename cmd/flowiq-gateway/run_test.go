@@ -178,6 +178,33 @@ func TestRunRecordingPrintsReadings(t *testing.T) {
 	}
 }
 
+// A VW1871 capture (synthesized from the 35 real telegrams, with noise
+// between records and a record cut at its end): every telegram decodes
+// once, with the device's signal level; the cut record is reported, not
+// decoded.
+func TestRunVW1871Capture(t *testing.T) {
+	d := startDaemon(t, "run", "--meters", "../../testdata/demo-meters.toml", "--input", "vw1871:../../testdata/vw1871/seed-74493770.vw1871")
+	if code := d.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(d.stdout.String()), "\n")
+	for _, l := range lines {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r["id"] != "74493770" || r["frame_format"] != "B" || r["device_level"] == nil || r["level_dbfs"] != nil {
+			t.Errorf("reading %s", l)
+		}
+	}
+	if len(lines) != 35 {
+		t.Errorf("%d readings from 35 telegrams", len(lines))
+	}
+	if !strings.Contains(d.stderr.String(), "cut record") {
+		t.Errorf("the cut record was not reported:\n%s", d.stderr)
+	}
+}
+
 func TestRunBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--rate", "fast"},
