@@ -91,10 +91,34 @@ func openUSB(ctx context.Context, sel string, opts Options) (Source, error) {
 		}
 		return nil, fmt.Errorf("%s: cannot open: %w", name, err)
 	}
-	fail := func(what string, err error) (Source, error) {
+	if err := tune(dev, name, &o, auto, tenths, log); err != nil {
 		dev.Close()
 		release()
-		return nil, fmt.Errorf("%s: %s: %w", name, what, err)
+		return nil, err
+	}
+
+	s := &usbSource{
+		ctx:  ctx,
+		dev:  dev,
+		q:    newChunkQueue(usbChunks, usbChunkBytes, o.stallTimeout()),
+		info: Info{Name: name, Format: CU8, SampleRate: o.SampleRate, CenterHz: o.CenterHz},
+		log:  log,
+		done: make(chan struct{}),
+	}
+	s.sampleReader = newSampleReader(s.q, CU8, name, true)
+	go s.run()
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	s.mu.Lock()
+	s.stop = stop
+	s.mu.Unlock()
+	return s, nil
+}
+
+// tune sets rate, correction, frequency, gain and AGC, naming the setting
+// the dongle refused; o.SampleRate becomes what the dongle really runs at.
+func tune(dev *rtl.Context, name string, o *Options, auto bool, tenths int, log *slog.Logger) error {
+	fail := func(what string, err error) error {
+		return fmt.Errorf("%s: %s: %w", name, what, err)
 	}
 	if err := dev.SetSampleRate(int(math.Round(o.SampleRate))); err != nil {
 		return fail(fmt.Sprintf("sample rate %g not accepted (the RTL2832 does 225–300 kS/s and 0.9–3.2 MS/s)", o.SampleRate), err)
@@ -134,22 +158,7 @@ func openUSB(ctx context.Context, sel string, opts Options) (Source, error) {
 	if err := dev.ResetBuffer(); err != nil {
 		return fail("resetting the USB buffer", err)
 	}
-
-	s := &usbSource{
-		ctx:  ctx,
-		dev:  dev,
-		q:    newChunkQueue(usbChunks, usbChunkBytes, o.stallTimeout()),
-		info: Info{Name: name, Format: CU8, SampleRate: o.SampleRate, CenterHz: o.CenterHz},
-		log:  log,
-		done: make(chan struct{}),
-	}
-	s.sampleReader = newSampleReader(s.q, CU8, name, true)
-	go s.run()
-	stop := context.AfterFunc(ctx, func() { s.Close() })
-	s.mu.Lock()
-	s.stop = stop
-	s.mu.Unlock()
-	return s, nil
+	return nil
 }
 
 // run streams until CancelAsync or a USB failure; the callback copies each

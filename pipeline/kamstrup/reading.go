@@ -281,37 +281,7 @@ func (r *Reading) AppendJSON(b []byte) []byte {
 		b = r.TargetDate.AppendFormat(b, time.DateOnly)
 		b = append(b, '"')
 	}
-	if r.Info.Bits != 0 {
-		b = append(b, `,"info_code":`...)
-		b = strconv.AppendUint(b, uint64(r.Info.Raw), 10)
-		b = append(b, `,"alarms":[`...)
-		n := 0
-		for a := range NumAlarms {
-			if r.Info.Active(a) {
-				if n > 0 {
-					b = append(b, ',')
-				}
-				b = append(b, '"')
-				b = append(b, Alarms[a].Flag...)
-				b = append(b, '"')
-				n++
-			}
-		}
-		b = append(b, ']')
-		for a := range NumAlarms {
-			if d, ok := r.Info.Duration(a); ok {
-				b = append(b, ',', '"')
-				b = append(b, Alarms[a].Key...)
-				b = append(b, `_duration":"`...)
-				b = append(b, DurationText[d]...)
-				b = append(b, '"')
-			}
-		}
-		if o := r.Info.Other(); o != 0 {
-			b = append(b, `,"other_flags":`...)
-			b = strconv.AppendUint(b, uint64(o), 10)
-		}
-	}
+	b = r.Info.appendJSON(b)
 	if len(r.ManufacturerData) > 0 {
 		b = append(b, `,"manufacturer_data":"`...)
 		b = hex.AppendEncode(b, r.ManufacturerData)
@@ -400,6 +370,45 @@ func (r *Reading) AppendText(b []byte) []byte {
 	if r.Radio.Format != "" {
 		b = append(b, " frame_format="...)
 		b = append(b, r.Radio.Format...)
+	}
+	return b
+}
+
+// appendJSON appends the info code's fields: the raw code, the active
+// alarms, each alarm's 30-day history where the layout has one, and bits
+// without a name.
+func (c InfoCode) appendJSON(b []byte) []byte {
+	if c.Bits == 0 {
+		return b
+	}
+	b = append(b, `,"info_code":`...)
+	b = strconv.AppendUint(b, uint64(c.Raw), 10)
+	b = append(b, `,"alarms":[`...)
+	n := 0
+	for a := range NumAlarms {
+		if c.Active(a) {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, Alarms[a].Flag...)
+			b = append(b, '"')
+			n++
+		}
+	}
+	b = append(b, ']')
+	for a := range NumAlarms {
+		if d, ok := c.Duration(a); ok {
+			b = append(b, ',', '"')
+			b = append(b, Alarms[a].Key...)
+			b = append(b, `_duration":"`...)
+			b = append(b, DurationText[d]...)
+			b = append(b, '"')
+		}
+	}
+	if o := c.Other(); o != 0 {
+		b = append(b, `,"other_flags":`...)
+		b = strconv.AppendUint(b, uint64(o), 10)
 	}
 	return b
 }
