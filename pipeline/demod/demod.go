@@ -89,7 +89,7 @@ func New(cfg Config) (*Demodulator, error) {
 	}
 	m := &Demodulator{
 		d:      d,
-		dec:    NewDecimator(d.decim),
+		dec:    newDecimator(d.stages, d.decim),
 		step:   d.spc / float64(d.spcI),
 		phases: make([]phaseState, d.spcI),
 		pend:   make([]candidate, 0, 16),
