@@ -40,6 +40,7 @@ func BenchmarkThroughput(b *testing.B) {
 			frames := 0
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuSeconds()
 			for range b.N {
 				for i := 0; i < len(x); i += block {
 					out = d.Work(x[i:min(i+block, len(x))], out[:0])
@@ -47,10 +48,14 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			cpu := cpuSeconds() - cpu0
 			if frames < 4*b.N {
 				b.Errorf("%d frames in %d passes, want 4 per pass", frames, b.N)
 			}
 			b.ReportMetric(float64(len(x))*float64(b.N)/b.Elapsed().Seconds()/1e6, "MS/s")
+			if cpu > 0 {
+				b.ReportMetric(float64(len(x))*float64(b.N)/cpu/1e6, "MS/cpu-s")
+			}
 			b.ReportMetric(float64(len(x))/c.rate, "s/op")
 		})
 	}

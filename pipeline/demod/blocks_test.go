@@ -58,34 +58,6 @@ func TestMixerShiftsTone(t *testing.T) {
 	}
 }
 
-func TestDecimatorAcrossCalls(t *testing.T) {
-	in := make([]complex64, 103)
-	for i := range in {
-		in[i] = complex(float32(i), -float32(i))
-	}
-	whole := make([]complex64, 40)
-	n := NewDecimator(6).Work(in, whole)
-	d := NewDecimator(6)
-	parts := make([]complex64, 0, 40)
-	buf := make([]complex64, 40)
-	for _, cut := range [][2]int{{0, 5}, {5, 6}, {6, 50}, {50, 103}} {
-		k := d.Work(in[cut[0]:cut[1]], buf)
-		parts = append(parts, buf[:k]...)
-	}
-	if n != 17 || len(parts) != n {
-		t.Fatalf("got %d and %d outputs, want 17", n, len(parts))
-	}
-	for i := range n {
-		var want complex64
-		for j := range 6 {
-			want += in[6*i+j]
-		}
-		if whole[i] != want || parts[i] != want {
-			t.Errorf("output %d: %v / %v, want %v", i, whole[i], parts[i], want)
-		}
-	}
-}
-
 func TestDiscriminatorFrequency(t *testing.T) {
 	const fs = 400e3
 	for _, f := range []float64{-110e3, -45e3, 0, 20e3, 105e3, 190e3} {

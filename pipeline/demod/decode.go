@@ -329,18 +329,21 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	if st != statusFrame {
 		return result{status: st}
 	}
+	// The carrier offset reported is measured over the whole frame, its
+	// chips now known.
+	dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
 	fr.Mode = mode
 	fr.Format = format
 	fr.OffsetHz = dc.wc * d.rate / (2 * math.Pi)
 	syncStart := end - 16*spc
-	fr.Position = int64(math.Round((syncStart + float64(m.base)) * float64(d.decim)))
-	// Level: mean power over the frame, undoing the decimator's gain.
+	fr.Position = int64(math.Round((syncStart+float64(m.base))*float64(d.decim) - m.dec.Delay()))
+	// Level: mean power over the frame (the channel filter has unity gain).
 	var pw float64
 	i0, i1 := int(syncStart), min(int(frameEnd), m.n)
 	for _, v := range z[i0:i1] {
 		pw += float64(abs2(v))
 	}
-	pw /= float64(max(1, i1-i0)) * float64(d.decim*d.decim)
+	pw /= float64(max(1, i1-i0))
 	fr.LevelDBFS = 10 * math.Log10(pw+1e-20)
 	fr.SNRdB = dc.snr()
 	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}

@@ -23,15 +23,20 @@ type Frame struct {
 	Corrected int
 }
 
-// Stats counts what the demodulator did, for diagnostics.
+// Stats counts what the demodulator did, for diagnostics, the health
+// sensor and the status page.
 type Stats struct {
-	Samples    int64 // input samples consumed
-	Candidates int   // sync words found
-	Frames     int   // frames reported
-	Corrected  int   // frames that needed bit correction
-	BadCRC     int   // candidates whose CRC failed beyond correction
-	BadCoding  int   // candidates with an impossible L or 3-of-6 group
-	Truncated  int   // candidates cut off by the end of the stream
+	Samples       int64 // input samples consumed
+	Candidates    int   // sync words found
+	Frames        int   // frames reported
+	FramesC1A     int   // of which C1, frame format A
+	FramesC1B     int   // C1, frame format B
+	FramesT1      int   // T1
+	Corrected     int   // frames that needed bit correction
+	BitsCorrected int   // bits the CRC-aided correction flipped in reported frames
+	BadCRC        int   // candidates whose CRC failed beyond correction
+	BadCoding     int   // candidates with an impossible L or 3-of-6 group
+	Truncated     int   // candidates cut off by the end of the stream
 }
 
 // phaseState is the detector of one timing phase: every spcI-th tick.
@@ -79,6 +84,9 @@ type Demodulator struct {
 
 	dc    decoder
 	stats Stats
+
+	spec *spectrumMeter
+	view *radioView // what other goroutines read; kept across Reset
 }
 
 // New validates cfg and allocates every buffer the stream needs.
@@ -89,7 +97,7 @@ func New(cfg Config) (*Demodulator, error) {
 	}
 	m := &Demodulator{
 		d:      d,
-		dec:    NewDecimator(d.decim),
+		dec:    newDecimator(d.stages, d.decim),
 		step:   d.spc / float64(d.spcI),
 		phases: make([]phaseState, d.spcI),
 		pend:   make([]candidate, 0, 16),
@@ -105,6 +113,10 @@ func New(cfg Config) (*Demodulator, error) {
 	m.f = make([]float32, size)
 	m.tick = float64(d.spcI)
 	m.dc.init(&m.d)
+	m.spec = newSpectrumMeter(d.cfg.SampleRate, d.cfg.CenterHz)
+	m.view = &radioView{}
+	m.view.spectrum.PowerDBFS = make([]float32, 0, SpectrumBins)
+	m.view.spectrum.Peaks = make([]Peak, 0, MaxPeaks)
 	return m, nil
 }
 
@@ -114,20 +126,26 @@ func (m *Demodulator) Config() Config { return m.d.cfg }
 // DecimatedRate is the sample rate after the channel filter.
 func (m *Demodulator) DecimatedRate() float64 { return m.d.rate }
 
-// Stats returns the counters so far.
-func (m *Demodulator) Stats() Stats { return m.stats }
-
 // Reset forgets the stream so far (for a new recording).
 func (m *Demodulator) Reset() {
 	cfg := m.d.cfg
 	n, _ := New(cfg) // cfg was valid before
+	v := m.view
 	*m = *n
+	m.view = v
+	v.mu.Lock()
+	v.stats = Stats{}
+	v.spectrum.PowerDBFS = v.spectrum.PowerDBFS[:0]
+	v.spectrum.Peaks = v.spectrum.Peaks[:0]
+	v.mu.Unlock()
 }
 
 // Work consumes in, appends the frames completed so far to out and returns
 // it. Telegrams may straddle calls; each is reported once.
 func (m *Demodulator) Work(in []complex64, out []Frame) []Frame {
+	m.spec.work(in, m.stats.Samples, m.view, m.stats.Samples+int64(len(in)))
 	m.stats.Samples += int64(len(in))
+	defer m.publishStats()
 	perChunk := m.d.chunk * m.d.decim
 	for len(in) > 0 {
 		blk := in[:min(len(in), perChunk)]
@@ -149,6 +167,7 @@ func (m *Demodulator) Work(in []complex64, out []Frame) []Frame {
 // Flush decodes what can still be decoded at the end of a stream and
 // appends it to out.
 func (m *Demodulator) Flush(out []Frame) []Frame {
+	defer m.publishStats()
 	return m.decodePending(out, true)
 }
 
@@ -297,8 +316,17 @@ func (m *Demodulator) decodePending(out []Frame, final bool) []Frame {
 		case statusFrame:
 			m.doneEnd = res.end
 			m.stats.Frames++
+			switch {
+			case res.frame.Mode == T1:
+				m.stats.FramesT1++
+			case res.frame.Format == wmbus.FormatA:
+				m.stats.FramesC1A++
+			default:
+				m.stats.FramesC1B++
+			}
 			if res.frame.Corrected > 0 {
 				m.stats.Corrected++
+				m.stats.BitsCorrected += res.frame.Corrected
 			}
 			out = append(out, res.frame)
 		case statusBadCRC:

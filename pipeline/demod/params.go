@@ -4,7 +4,8 @@
 // The signal path is a chain of small blocks, each with a Work method:
 //
 //	Mixer        move the channel to 0 Hz (NCO from a lookup table)
-//	Decimator    boxcar channel filter, decimate to about 4 samples per chip
+//	Decimator    channel filter: decimating FIR stages (filter.go) down to
+//	             about 4 samples per chip
 //	Discriminator instantaneous frequency (phase step per sample)
 //	detector     per timing phase: 0101 preamble, then the 0x543D sync word
 //	decoder      per candidate: carrier offset and timing refinement,
@@ -102,17 +103,19 @@ type Config struct {
 // derived holds every size the signal path needs, computed once.
 type derived struct {
 	cfg        Config
-	decim      int     // input samples per decimated sample
-	rate       float64 // decimated sample rate
-	spc        float64 // decimated samples per chip
-	spcI       int     // spc rounded: samples summed per chip in the detector
-	mixInc     uint32  // NCO phase step (2^32 = one turn); 0 = no mixing
-	maxOffset  float64 // rad per decimated sample allowed for the carrier offset
-	dev        float64 // rad per decimated sample of the nominal deviation
-	keep       int     // decimated samples kept for frames still arriving
-	chunk      int     // decimated samples processed per inner step
-	maxChips   int     // longest telegram after the sync, in chips
-	correction int     // bits flipped at most per CRC block
+	decim      int           // input samples per decimated sample
+	stages     []stageDesign // channel filter, designed for this capture
+	passHz     float64       // channel filter passband edge
+	rate       float64       // decimated sample rate
+	spc        float64       // decimated samples per chip
+	spcI       int           // spc rounded: samples summed per chip in the detector
+	mixInc     uint32        // NCO phase step (2^32 = one turn); 0 = no mixing
+	maxOffset  float64       // rad per decimated sample allowed for the carrier offset
+	dev        float64       // rad per decimated sample of the nominal deviation
+	keep       int           // decimated samples kept for frames still arriving
+	chunk      int           // decimated samples processed per inner step
+	maxChips   int           // longest telegram after the sync, in chips
+	correction int           // bits flipped at most per CRC block
 }
 
 func (c Config) withDefaults() Config {
@@ -191,6 +194,8 @@ func derive(c Config) (derived, error) {
 	}
 	d.cfg = c
 	d.rate = c.SampleRate / float64(d.decim)
+	d.passHz = c.OffsetRangeHz + c.DeviationHz + c.ChipRate/2
+	d.stages = designChannel(c.SampleRate, d.decim, d.passHz)
 	d.spc = d.rate / c.ChipRate
 	d.spcI = int(math.Round(d.spc))
 	if shift != 0 {

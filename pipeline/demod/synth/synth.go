@@ -298,3 +298,50 @@ func Quantise(x []complex64) {
 		x[i] = complex(q(real(v)), q(imag(v)))
 	}
 }
+
+// Interferer is a transmitter that is not the wanted one: a CW tone, or
+// 2-FSK with random chips when ChipRate is set (a neighbour channel's
+// meters, an alarm sensor, an RFID reader's carrier). The FSK frequency
+// moves between its tones smoothly (two one-pole stages of a fifth of a
+// chip, about what a transmitter's Gaussian filter does), so its spectrum
+// stays near its tones as a real transmitter's does.
+type Interferer struct {
+	OffsetHz    float64 // carrier relative to the capture centre (any value: outside ±rate/2 it aliases, as in a real ADC)
+	Amplitude   float64 // complex amplitude (full scale is 1)
+	ChipRate    float64 // 0 for an unmodulated carrier
+	DeviationHz float64 // FSK deviation when ChipRate is set
+}
+
+// AddInterferer adds in to x, captured at sampleRate, with a random start
+// phase and (for FSK) random chips from rng. The phase is continuous.
+func AddInterferer(x []complex64, sampleRate float64, in Interferer, rng *rand.Rand) {
+	phase := rng.Float64() * 2 * math.Pi
+	dev := 0.0
+	chipLen := math.Inf(1)
+	alpha := 1.0
+	if in.ChipRate > 0 {
+		chipLen = sampleRate / in.ChipRate
+		alpha = 1 - math.Exp(-1/(0.2*chipLen))
+		dev = in.DeviationHz
+	}
+	next := 0.0
+	target := 0.0
+	f1, f2 := 0.0, 0.0 // smoothed frequency offsets (two stages)
+	for i := range x {
+		if float64(i) >= next {
+			next += chipLen
+			target = dev
+			if rng.IntN(2) == 0 {
+				target = -dev
+			}
+			if i == 0 {
+				f1, f2 = target, target
+			}
+		}
+		f1 += alpha * (target - f1)
+		f2 += alpha * (f1 - f2)
+		s, c := math.Sincos(phase)
+		x[i] += complex(float32(in.Amplitude*c), float32(in.Amplitude*s))
+		phase = math.Remainder(phase+2*math.Pi*(in.OffsetHz+f2)/sampleRate, 2*math.Pi)
+	}
+}

@@ -3,6 +3,7 @@ package synth
 import (
 	"bytes"
 	"math"
+	"math/cmplx"
 	"math/rand/v2"
 	"testing"
 
@@ -158,6 +159,30 @@ func TestCU8(t *testing.T) {
 		back := complex((float32(b[2*i])-127.5)/127.5, (float32(b[2*i+1])-127.5)/127.5)
 		if v != back {
 			t.Errorf("sample %d: quantised %v, cu8 reads back %v", i, v, back)
+		}
+	}
+}
+
+// An interferer puts its power where it was asked to.
+func TestAddInterferer(t *testing.T) {
+	const rate = 1.6e6
+	for _, in := range []Interferer{
+		{OffsetHz: 250e3, Amplitude: 0.5},
+		{OffsetHz: -650e3, Amplitude: 0.1, ChipRate: 100e3, DeviationHz: 50e3},
+	} {
+		x := make([]complex64, 16000)
+		AddInterferer(x, rate, in, rand.New(rand.NewPCG(1, 2)))
+		var p float64
+		// Mean frequency from the phase steps: the carrier.
+		var f float64
+		for i := 1; i < len(x); i++ {
+			p += float64(real(x[i])*real(x[i]) + imag(x[i])*imag(x[i]))
+			f += cmplx.Phase(complex128(x[i]*complex(real(x[i-1]), -imag(x[i-1])))) * rate / (2 * math.Pi)
+		}
+		p /= float64(len(x) - 1)
+		f /= float64(len(x) - 1)
+		if math.Abs(p-in.Amplitude*in.Amplitude) > 1e-3 || math.Abs(f-in.OffsetHz) > 3e3 {
+			t.Errorf("%+v: power %.4f, mean frequency %.0f Hz", in, p, f)
 		}
 	}
 }
