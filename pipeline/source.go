@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
@@ -200,8 +201,19 @@ type RadioSource struct {
 	Spec    string
 	Stdin   io.Reader
 	Options RadioOptions
-	// Stats of the most recent run, for health reporting.
-	Stats demod.Stats
+
+	dm atomic.Pointer[demod.Demodulator] // of the current or last run
+}
+
+// Radio returns what the demodulator sees — its counters and the averaged
+// spectrum of the capture — and false before the source first ran. Safe
+// from any goroutine.
+func (s *RadioSource) Radio() (demod.Stats, demod.Spectrum, bool) {
+	dm := s.dm.Load()
+	if dm == nil {
+		return demod.Stats{}, demod.Spectrum{}, false
+	}
+	return dm.Stats(), dm.Spectrum(), true
 }
 
 // Name implements Source.
@@ -246,7 +258,7 @@ func (s *RadioSource) Run(ctx context.Context, h Handler) error {
 			})
 		}
 	}
-	defer func() { s.Stats = dm.Stats() }()
+	s.dm.Store(dm)
 	for {
 		b, err := st.Next(ctx)
 		if err != nil {
