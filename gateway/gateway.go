@@ -63,11 +63,14 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 	if err := g.openMeterList(); err != nil {
 		return nil, err
 	}
+	// Only telegrams that verified with a key, or come from a listed
+	// meter, teach formats: anyone can send made-up frames.
+	g.dec.Trust = func(t *wmbus.Telegram) bool { return t.Security != wmbus.SecurityNone || g.listed(t.Meter()) }
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		g.state = newState(cfg.StateDir, g.dec, g.log)
+		g.state = newState(cfg.StateDir, g.dec, g.listed, g.log)
 	}
 	if cfg.MQTT != nil {
 		p, err := discovery.New(*cfg.MQTT, g.log)
@@ -86,6 +89,12 @@ func (g *Gateway) AddOutput(o Output) { g.outputs = append(g.outputs, o) }
 
 // Meters returns the meter list in force (nil when there is none).
 func (g *Gateway) Meters() *meters.Snapshot { return g.current() }
+
+// listed reports whether a meter is in the meter list in force.
+func (g *Gateway) listed(id wmbus.ID) bool {
+	_, ok := g.current().Meter(id)
+	return ok
+}
 
 func (g *Gateway) openMeterList() error {
 	g.current = func() *meters.Snapshot { return nil }
@@ -228,10 +237,7 @@ func (g *Gateway) outputNames() string {
 
 // pipeline wires the sources, the meter list's keys and the outputs.
 func (g *Gateway) pipeline() *pipeline.Pipeline {
-	rep := &pipeline.Reporter{Log: g.log, Known: func(id wmbus.ID) bool {
-		_, ok := g.current().Meter(id)
-		return ok
-	}}
+	rep := &pipeline.Reporter{Log: g.log, Known: g.listed}
 	var frameWatchers []frameWatcher
 	var problemWatchers []problemWatcher
 	for _, o := range g.outputs {
