@@ -123,8 +123,9 @@ func (g *Gateway) openMeterList() error {
 
 // Run receives until ctx ends (nil) or a recording ends. Shutdown order:
 // the source stops, the last health goes out, a finished recording's
-// readings are drained to the broker, the outputs say goodbye, and the
-// state is saved last.
+// readings are drained to the broker, the state is saved, and the outputs
+// say goodbye within outputsStopTimeout — so that a stop request (the
+// Supervisor kills after 10 s) is done within 5 s whatever the broker does.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -155,12 +156,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.drain(ctx) // a recording has ended: let what it produced reach the broker
 	}
 	cancel()
-	stopOutputs()
-	outWG.Wait()
-	wg.Wait()
 	if g.state != nil {
 		g.state.save()
 	}
+	stopOutputs()
+	g.waitOutputs(&outWG)
+	wg.Wait()
 	if pending := g.dec.Pending(); pending > 0 {
 		g.log.Warn("compact frames never decoded: no full frame with their format arrived", "frames", pending)
 	}
@@ -170,6 +171,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return runErr
 	}
 	return nil
+}
+
+// outputsStopTimeout bounds how long the outputs may take to say goodbye
+// (the MQTT output's own bound is shorter).
+const outputsStopTimeout = 3 * time.Second
+
+func (g *Gateway) waitOutputs(wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(outputsStopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.log.Warn("outputs did not stop in time; exiting without them", "waited", outputsStopTimeout)
+	}
 }
 
 // startOutputs hands each output the meter list and the restored readings,
