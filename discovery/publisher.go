@@ -527,7 +527,10 @@ func (p *Publisher) flushUntil(now, deadline time.Time, stop <-chan struct{}) {
 		p.listDirty = false
 	}
 	var leftover []wmbus.ID
-	if listSet {
+	// An empty list removes no device left from an earlier run: it is far
+	// more likely a list that could not be read than the wish to delete
+	// every meter from Home Assistant.
+	if listSet && len(p.list) > 0 {
 		for id := range p.leftover {
 			if m, ok := p.list[id]; !ok || m.Disabled {
 				leftover = append(leftover, id)
