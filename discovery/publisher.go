@@ -36,6 +36,8 @@ const (
 	haStatusQoS     = 1
 	messageQoS      = 1
 	stateBufferSize = 512 // bytes; a reading's JSON fits
+	// maxIgnoredLogged: unlisted meters named at info level, per list.
+	maxIgnoredLogged = 20
 )
 
 // Publisher sends readings to Home Assistant. Publish never blocks: the
@@ -195,9 +197,16 @@ func (p *Publisher) publishAt(r kamstrup.Reading, now time.Time) {
 			if first {
 				p.ignored[r.ID] = true
 			}
+			n := len(p.ignored)
 			p.mu.Unlock()
 			if first {
-				p.log.Info("meter not in the meter list (or disabled); its readings are not published", "meter", r.ID.String())
+				// Said at info for the first few (neighbours); a flood of
+				// made-up IDs goes to debug.
+				lvl := slog.LevelInfo
+				if n > maxIgnoredLogged {
+					lvl = slog.LevelDebug
+				}
+				p.log.Log(context.Background(), lvl, "meter not in the meter list (or disabled); its readings are not published", "meter", r.ID.String())
 			}
 			return
 		}

@@ -38,8 +38,9 @@ type Gateway struct {
 	state   *state
 	outputs []Output
 
-	watcher *meters.Watcher
-	current func() *meters.Snapshot
+	watcher  *meters.Watcher
+	current  func() *meters.Snapshot
+	problems *pipeline.Reporter
 }
 
 // How often health goes out and state is saved.
@@ -151,6 +152,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	g.log.Info("receiving", "input", inputNames(g.sources), "output", g.outputNames())
 	runErr := p.Run(ctx)
+	g.problems.Flush()
 	g.report(p.Stats())
 	if ctx.Err() == nil {
 		g.drain(ctx) // a recording has ended: let what it produced reach the broker
@@ -255,6 +257,7 @@ func (g *Gateway) outputNames() string {
 // pipeline wires the sources, the meter list's keys and the outputs.
 func (g *Gateway) pipeline() *pipeline.Pipeline {
 	rep := &pipeline.Reporter{Log: g.log, Known: g.listed}
+	g.problems = rep
 	var frameWatchers []frameWatcher
 	var problemWatchers []problemWatcher
 	for _, o := range g.outputs {

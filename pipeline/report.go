@@ -210,6 +210,46 @@ func (r *Reporter) evict(t time.Time, every time.Duration) {
 	}
 }
 
+// Flush logs what was held back: the repeats of each problem since it was
+// last logged, and the problems the rate limit left out. Call it when the
+// input ends, so that nothing goes uncounted.
+func (r *Reporter) Flush() {
+	log := r.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	r.mu.Lock()
+	type held struct {
+		key problemKey
+		n   int
+	}
+	var repeats []held
+	for k, c := range r.seen {
+		if c.suppressed > 0 {
+			repeats = append(repeats, held{k, c.suppressed})
+			c.suppressed = 0
+		}
+	}
+	over := map[string]int{}
+	for kind, b := range r.budget {
+		if b.over > 0 {
+			over[kind] = b.over
+			b.over = 0
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range repeats {
+		attrs := []any{"kind", h.key.kind, "repeated", h.n}
+		if h.key.hasID {
+			attrs = append(attrs, "meter", h.key.id.String())
+		}
+		log.Warn("problem repeated since it was last logged", attrs...)
+	}
+	for kind, n := range over {
+		log.Warn("more problems of this kind were not logged (log rate limit)", "kind", kind, "not_logged", n)
+	}
+}
+
 // Problems returns how many meter/kind pairs the Reporter remembers.
 func (r *Reporter) Problems() int {
 	r.mu.Lock()
