@@ -224,3 +224,29 @@ func TestReporterBounded(t *testing.T) {
 		t.Errorf("bad lines are not grouped by kind: %d lines", strings.Count(buf.String(), "not a hex telegram"))
 	}
 }
+
+// FuzzTrust feeds arbitrary frames, as from the air, to a pipeline that
+// knows the key of meter 74493770: nothing panics, and no reading of that
+// meter comes from a telegram that did not verify with its key.
+func FuzzTrust(f *testing.F) {
+	for _, fr := range chronological(f) {
+		f.Add(fr.Data, false)
+	}
+	f.Add(SpoofFrame(), true)
+	var c collected
+	p := c.pipeline(nil, keyOf(f))
+	p.live = true
+	p.Frame = nil
+	f.Fuzz(func(t *testing.T, data []byte, stripped bool) {
+		p.Reading = func(r *kamstrup.Reading) {
+			if r.ID == meterID && p.telegram.Security == wmbus.SecurityNone {
+				t.Fatalf("a reading of the keyed meter from a telegram without its key: %X", data)
+			}
+		}
+		p.Problem = func(error) {}
+		p.handle(Frame{Data: data, Stripped: stripped})
+		if p.stats.Failed.Load() > p.stats.Frames.Load() {
+			t.Fatal("more failures than frames")
+		}
+	})
+}
