@@ -25,7 +25,7 @@ import (
 const (
 	publishTimeout  = 5 * time.Second       // one batch of acknowledgements
 	shutdownTimeout = 2 * time.Second       // the last readings and the final "offline", together
-	reconnectMin    = time.Second           // first wait before reconnecting, after a good connection too
+	reconnectMin    = time.Second           // first wait before reconnecting (at most ReconnectMax), after a good connection too
 	warnEvery       = 10 * time.Minute      // repeats of the same per-meter warning
 	reannounceMin   = time.Second           // after Home Assistant says "online"…
 	reannounceJit   = time.Second           // …plus up to this much, so many devices do not burst at once
@@ -51,7 +51,8 @@ type Publisher struct {
 	log    *slog.Logger
 	client mqtt.Client
 	wake   chan struct{}
-	lost   chan struct{} // a connection ended: the connect loop takes over
+	lost   chan struct{}       // a connection ended: the connect loop takes over
+	onWait func(time.Duration) // tests: each wait of the connect loop
 
 	mu            sync.Mutex // guards the fields up to the next comment
 	slots         map[wmbus.ID]*slot
@@ -313,7 +314,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 // good connection starts the waits afresh. Attempts and losses are
 // logged by onNotification and onLost.
 func (p *Publisher) connectLoop(ctx context.Context) {
-	wait := reconnectMin
+	first := min(reconnectMin, p.cfg.ReconnectMax)
+	wait := first
 	for {
 		tok := p.client.Connect()
 		select {
@@ -322,12 +324,15 @@ func (p *Publisher) connectLoop(ctx context.Context) {
 			return
 		}
 		if tok.Error() == nil {
-			wait = reconnectMin
+			wait = first
 			select {
 			case <-p.lost:
 			case <-ctx.Done():
 				return
 			}
+		}
+		if p.onWait != nil {
+			p.onWait(wait)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -336,7 +341,7 @@ func (p *Publisher) connectLoop(ctx context.Context) {
 			t.Stop()
 			return
 		}
-		wait = min(2*wait, max(p.cfg.ReconnectMax, reconnectMin))
+		wait = min(2*wait, p.cfg.ReconnectMax)
 	}
 }
 
