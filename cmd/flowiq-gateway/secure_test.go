@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,7 +28,11 @@ const seedMeterList = "[[meter]]\nid = \"74493770\"\nname = \"Kitchen\"\nkey = \
 func buildGateway(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "flowiq-gateway")
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the gateway: %v", err)
+	}
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -106,15 +106,6 @@ func startWatcher(t *testing.T, initial string, opts ...func(*Watcher)) *watchFi
 	return f
 }
 
-func (f *watchFixture) lastChange() Change {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.updates) == 0 {
-		return Change{}
-	}
-	return f.updates[len(f.updates)-1].Change
-}
-
 func (f *watchFixture) running(t *testing.T) {
 	t.Helper()
 	select {
