@@ -185,7 +185,7 @@ func resolveRadio(layers []Layer) ([]string, pipeline.RadioOptions, error) {
 const (
 	MinChipRate = 10e3
 	MaxChipRate = 500e3
-	MaxPPM      = 1000
+	MaxPPM      = 1000 // as the meter list's [radio] ppm
 )
 
 func resolveMQTT(version string, layers []Layer) *discovery.Config {

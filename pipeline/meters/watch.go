@@ -176,6 +176,9 @@ func (w *Watcher) reloadLocked(why string) error {
 		return err
 	}
 	s.Path = w.path
+	for _, p := range s.Problems {
+		w.log.Warn("meter list entry skipped", "err", p)
+	}
 	if s.Len() == 0 && w.base.Len() > 0 {
 		w.loaded = false // read it again on the next event
 		w.log.Error("meter list now holds no meters; taken for a fault (a file being written?), keeping the current list; to remove meters for good, delete their entries one by one or set enabled = false",
@@ -183,9 +186,6 @@ func (w *Watcher) reloadLocked(why string) error {
 		return fmt.Errorf("meter list: %w", ErrEmptyList)
 	}
 	w.sum, w.loaded = sum, true
-	for _, p := range s.Problems {
-		w.log.Warn("meter list entry skipped", "err", p)
-	}
 	s = w.holdRemoved(s, time.Now())
 	w.base = s
 	w.apply(s, why)
