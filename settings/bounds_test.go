@@ -18,7 +18,7 @@ func TestAbsurdRadioSettingsRejected(t *testing.T) {
 		{"chip rate 100M", meters.Radio{ChipRate: "100M"}, "chip rate (from flags): 1e+08 chips/s"},
 		{"chip rate 100k", meters.Radio{ChipRate: "100k"}, ""},
 		{"chip rate of mode S", meters.Radio{ChipRate: "32.768k"}, ""},
-		{"ppm 99999999", meters.Radio{PPM: ppm(99999999)}, "ppm (from flags): 99999999 is not a crystal correction; want -200 to 200"},
+		{"ppm 99999999", meters.Radio{PPM: ppm(99999999)}, "ppm (from flags): 99999999 is not a crystal correction; want -1000 to 1000"},
 		{"ppm -5000", meters.Radio{PPM: ppm(-5000)}, "ppm (from flags): -5000"},
 		{"ppm 57", meters.Radio{PPM: ppm(57)}, ""},
 	} {
