@@ -250,3 +250,23 @@ func FuzzTrust(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPipelineLive is BenchmarkPipelineHex with the trust checks of a
+// live source (the key rule and the per-meter replay record): the 35
+// telegrams in the order sent, the record cleared before each round.
+func BenchmarkPipelineLive(b *testing.B) {
+	frames := chronological(b)
+	var c collected
+	p := c.pipeline(nil, keyOf(b))
+	p.Frame, p.Reading, p.Problem = nil, func(*kamstrup.Reading) {}, func(err error) { b.Fatal(err) }
+	p.live = true
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%len(frames) == 0 {
+			clear(p.counters.m)
+		}
+		p.handle(frames[i%len(frames)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "telegrams/s")
+}
