@@ -397,3 +397,39 @@ func TestAddonTruncatedOptionsKeepsDevices(t *testing.T) {
 		t.Errorf("the log does not say the last good options are used:\n%s", log)
 	}
 }
+
+// The meter list's directory is moved away and created again with the
+// corrected key: the gateway follows it, and the next telegram decodes.
+func TestRunFollowsReplacedMeterListDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "config")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	list := filepath.Join(dir, "meters.toml")
+	wrong := strings.Replace(seedMeterList, "44E9112D06BD762EC2BFECE57E487C9B", "0F1E2D3C4B5A69788796A5B4C3D2E1F0", 1)
+	if err := os.WriteFile(list, []byte(wrong), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	frames := seedFrames(t)
+	d := startDaemon(t, "run", "--meters", list, "--input", "hex:-")
+	d.send(frames[0])
+	d.waitOutput(d.stderr, "wrong key", 1)
+	reloads := strings.Count(d.stderr.String(), "meter list reloaded")
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(d.stderr, "meter list directory disappeared or was replaced", 1)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(list, []byte(seedMeterList), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(d.stderr, "meter list directory is back; watching it again", 1)
+	d.waitOutput(d.stderr, "meter list reloaded", reloads+1)
+	d.send(frames[1])
+	d.waitOutput(d.stdout, `"id":"74493770"`, 1)
+	if code := d.exit(); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+}
