@@ -165,16 +165,87 @@ func (e *MeterError) Unwrap() error { return e.Err }
 
 // LoadOptions reads the options file (normally /data/options.json). It
 // never fails as a whole: it returns the usable options plus one error per
-// problem (wrapping ErrOptionsFile, ErrBadOption, ErrBadMeterID, ErrBadKey,
-// ErrDuplicateID). A bad meter entry is skipped; a bad setting keeps its
-// default. If the file itself cannot be read, the result is Defaults() and an
-// error wrapping ErrOptionsFile, which the caller may treat as fatal.
-func LoadOptions(path string) (Options, []error) {
+// problem (wrapping ErrOptionsFile, ErrLastGoodOptions, ErrBadOption,
+// ErrBadMeterID, ErrBadKey, ErrDuplicateID). A bad meter entry is skipped;
+// a bad setting keeps its default. If the file itself cannot be read, the
+// result is Defaults() and an error wrapping ErrOptionsFile, which the
+// caller may treat as fatal.
+func LoadOptions(path string) (Options, []error) { return LoadOptionsKeeping(path, "") }
+
+// LoadOptionsKeeping is LoadOptions that also keeps a copy of an options
+// file that reads well in dir (the add-on's /data), as LastGoodName. If the
+// file itself cannot be read or is not a JSON object (truncated while being
+// written, a full disk), that copy is used instead, with an error wrapping
+// ErrLastGoodOptions: starting with no meters would remove every meter's
+// device from Home Assistant. dir "" keeps no copy.
+func LoadOptionsKeeping(path, dir string) (Options, []error) {
 	data, err := os.ReadFile(path)
+	var o Options
+	var errs []error
 	if err != nil {
-		return Defaults(), []error{fmt.Errorf("%w: %w", ErrOptionsFile, err)}
+		o, errs = Defaults(), []error{fmt.Errorf("%w: %w", ErrOptionsFile, err)}
+	} else {
+		o, errs = parseOptions(data, path)
 	}
-	return parseOptions(data, path)
+	if dir == "" {
+		return o, errs
+	}
+	keep := filepath.Join(dir, LastGoodName)
+	if !unreadable(errs) {
+		if err := keepLastGood(keep, data); err != nil {
+			errs = append(errs, fmt.Errorf("%w: keeping a copy of the options for when %s cannot be read: %w", ErrBadOption, path, err))
+		}
+		return o, errs
+	}
+	good, err := os.ReadFile(keep)
+	if err != nil {
+		return o, errs // no copy (a first start): the defaults it is
+	}
+	og, gerrs := parseOptions(good, keep)
+	clear(good) // it holds keys and passwords
+	if unreadable(gerrs) {
+		return o, errs
+	}
+	return og, append([]error{fmt.Errorf("%w: %v; using the last options that read well, from %s", ErrLastGoodOptions, errs[0], keep)}, gerrs...)
+}
+
+// ErrLastGoodOptions: the options file could not be read, and the copy of
+// the last one that could is used.
+var ErrLastGoodOptions = errors.New("add-on options unreadable")
+
+// LastGoodName is the copy of the last options file that read well, in
+// the directory given to LoadOptionsKeeping; private (it holds keys and
+// passwords).
+const LastGoodName = "options.last-good.json"
+
+func unreadable(errs []error) bool {
+	for _, e := range errs {
+		if errors.Is(e, ErrOptionsFile) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepLastGood writes data to dst unless it is there already,
+// atomically and readable by the owner only.
+func keepLastGood(dst string, data []byte) error {
+	if old, err := os.ReadFile(dst); err == nil && string(old) == string(data) {
+		clear(old)
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".*")
+	if err == nil {
+		defer os.Remove(tmp.Name()) // no-op after the rename
+		_, err = tmp.Write(data)
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp.Name(), dst)
+		}
+	}
+	return err
 }
 
 // parseOptions is LoadOptions on the file's content; path is for messages.

@@ -24,7 +24,8 @@ import (
 // Timing of the publisher's own work.
 const (
 	publishTimeout  = 5 * time.Second       // one batch of acknowledgements
-	shutdownTimeout = 2 * time.Second       // the final "offline"
+	shutdownTimeout = 2 * time.Second       // the last readings and the final "offline", together
+	reconnectMin    = time.Second           // first wait before reconnecting (at most ReconnectMax), after a good connection too
 	warnEvery       = 10 * time.Minute      // repeats of the same per-meter warning
 	reannounceMin   = time.Second           // after Home Assistant says "online"…
 	reannounceJit   = time.Second           // …plus up to this much, so many devices do not burst at once
@@ -35,6 +36,8 @@ const (
 	haStatusQoS     = 1
 	messageQoS      = 1
 	stateBufferSize = 512 // bytes; a reading's JSON fits
+	// maxIgnoredLogged: unlisted meters named at info level, per list.
+	maxIgnoredLogged = 20
 )
 
 // Publisher sends readings to Home Assistant. Publish never blocks: the
@@ -48,6 +51,8 @@ type Publisher struct {
 	log    *slog.Logger
 	client mqtt.Client
 	wake   chan struct{}
+	lost   chan struct{}       // a connection ended: the connect loop takes over
+	onWait func(time.Duration) // tests: each wait of the connect loop
 
 	mu            sync.Mutex // guards the fields up to the next comment
 	slots         map[wmbus.ID]*slot
@@ -125,6 +130,7 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		site:     rc.site,
 		log:      log.With("component", "mqtt"),
 		wake:     make(chan struct{}, 1),
+		lost:     make(chan struct{}, 1),
 		drainReq: make(chan chan struct{}),
 		slots:    make(map[wmbus.ID]*slot),
 		meters:   make(map[wmbus.ID]*meterState),
@@ -143,11 +149,15 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 		SetCleanSession(true).
 		SetOrderMatters(false).
 		SetWill(p.site.GatewayAvailabilityTopic(), Offline, messageQoS, true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(min(rc.ReconnectMax, 5*time.Second)).
-		SetMaxReconnectInterval(rc.ReconnectMax).
+		// Reconnecting is the connect loop's (Run): its backoff starts
+		// afresh after every good connection, so a flapping broker is
+		// back within a second instead of paho's doubled wait.
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetConnectTimeout(rc.ConnectTimeout).
+		// A broker that stops reading (frozen) fails writes instead of
+		// blocking publications for paho's default 30 s.
+		SetWriteTimeout(publishTimeout).
 		SetKeepAlive(30 * time.Second).
 		SetOnConnectHandler(p.onConnect).
 		SetConnectionLostHandler(p.onLost).
@@ -188,9 +198,16 @@ func (p *Publisher) publishAt(r kamstrup.Reading, now time.Time) {
 			if first {
 				p.ignored[r.ID] = true
 			}
+			n := len(p.ignored)
 			p.mu.Unlock()
 			if first {
-				p.log.Info("meter not in the meter list (or disabled); its readings are not published", "meter", r.ID.String())
+				// Said at info for the first few (neighbours); a flood of
+				// made-up IDs goes to debug.
+				lvl := slog.LevelInfo
+				if n > maxIgnoredLogged {
+					lvl = slog.LevelDebug
+				}
+				p.log.Log(context.Background(), lvl, "meter not in the meter list (or disabled); its readings are not published", "meter", r.ID.String())
 			}
 			return
 		}
@@ -271,30 +288,88 @@ func (p *Publisher) requestResync() {
 func (p *Publisher) Run(ctx context.Context) error {
 	p.log.Info("connecting to MQTT broker", "broker", p.cfg.broker.Redacted(), "client_id", p.cfg.ClientID,
 		"user", p.cfg.Username, "tls", p.cfg.tls != nil)
-	p.client.Connect() // retries by itself; onConnect reports success
+	connDone := make(chan struct{})
+	go func() { defer close(connDone); p.connectLoop(ctx) }()
 	check := min(max(p.cfg.MeterTimeout/4, minCheckEvery), maxCheckEvery)
 	tick := time.NewTicker(check)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			p.flush(time.Now())
-			p.shutdown()
+			<-connDone
+			p.stop()
 			return nil
 		case ch := <-p.drainReq:
 			p.drainers = append(p.drainers, ch)
 		case <-p.wake:
 		case <-tick.C:
 		}
-		p.flush(time.Now())
+		p.flushUntil(time.Now(), time.Now().Add(publishTimeout), ctx.Done())
 		p.answerDrainers()
 	}
 }
 
-func (p *Publisher) shutdown() {
+// connectLoop connects, and after every lost connection or failed attempt
+// connects again, waiting reconnectMin, doubling up to ReconnectMax; a
+// good connection starts the waits afresh. Attempts and losses are
+// logged by onNotification and onLost.
+func (p *Publisher) connectLoop(ctx context.Context) {
+	first := min(reconnectMin, p.cfg.ReconnectMax)
+	wait := first
+	for {
+		tok := p.client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			return
+		}
+		if tok.Error() == nil {
+			wait = first
+			select {
+			case <-p.lost:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if p.onWait != nil {
+			p.onWait(wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, p.cfg.ReconnectMax)
+	}
+}
+
+// stop sends what is still queued and the gateway's "offline", then
+// disconnects — all within shutdownTimeout, whatever the broker does (a
+// frozen broker answers nothing; its last will then says "offline").
+// The work runs apart so that no paho call can hold the shutdown.
+func (p *Publisher) stop() {
+	deadline := time.Now().Add(shutdownTimeout)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.flushUntil(time.Now(), deadline, nil)
+		p.shutdown(deadline)
+	}()
+	t := time.NewTimer(shutdownTimeout + quiesceMillis*time.Millisecond + 100*time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		p.log.Warn("MQTT broker did not answer in time; stopping without it (its last will marks the gateway offline)")
+	}
+}
+
+func (p *Publisher) shutdown(deadline time.Time) {
 	if p.client.IsConnectionOpen() {
 		t := p.client.Publish(p.site.GatewayAvailabilityTopic(), messageQoS, true, Offline)
-		if !t.WaitTimeout(shutdownTimeout) {
+		if !t.WaitTimeout(max(time.Until(deadline), 0)) {
 			p.log.Warn("gateway offline status not acknowledged before shutdown; the broker's last will covers it")
 		} else if err := t.Error(); err != nil {
 			p.log.Warn("publishing gateway offline status", "err", err)
@@ -363,6 +438,10 @@ func (p *Publisher) onLost(_ mqtt.Client, err error) {
 	p.connected = false
 	p.mu.Unlock()
 	p.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
+	select {
+	case p.lost <- struct{}{}:
+	default:
+	}
 }
 
 // onHAStatus: Home Assistant (re)started and forgot everything not
@@ -424,12 +503,18 @@ func describeConnError(err error) string {
 		return "broker refused the connection: server unavailable"
 	case errors.Is(err, packets.ErrorRefusedBadProtocolVersion):
 		return "broker refused MQTT 3.1.1"
-	case errors.As(err, &unknownCA), errors.As(err, &verifyErr):
-		return "TLS error: the broker's certificate is not signed by a trusted CA (check the CA file)"
+	// Go wraps every verification failure in a CertificateVerificationError:
+	// look for the specific cause first.
 	case errors.As(err, &hostErr):
-		return "TLS error: the broker's certificate does not match its host name"
+		return "TLS error: the broker's certificate does not match its host name (" + hostErr.Host + "): connect by a name the certificate lists"
+	case errors.As(err, &certErr) && certErr.Reason == x509.Expired:
+		return "TLS error: the broker's certificate has expired or is not valid yet (check its dates and this machine's clock)"
 	case errors.As(err, &certErr):
-		return "TLS error: the broker's certificate is invalid (expired or not for a server)"
+		return "TLS error: the broker's certificate is invalid: " + certErr.Error()
+	case errors.As(err, &unknownCA):
+		return "TLS error: the broker's certificate is not signed by a trusted CA (check the CA file)"
+	case errors.As(err, &verifyErr):
+		return "TLS error: the broker's certificate does not verify: " + verifyErr.Err.Error()
 	case errors.As(err, &recErr):
 		return "TLS error: the broker did not answer with TLS (plain MQTT port? use tcp://)"
 	case errors.As(err, &alert):
@@ -442,8 +527,9 @@ func describeConnError(err error) string {
 	return "connecting to the MQTT broker failed"
 }
 
-// flush turns queued input into messages and publishes what is dirty.
-func (p *Publisher) flush(now time.Time) {
+// flushUntil turns queued input into messages and publishes what is
+// dirty, waiting for acknowledgements until deadline or until stop closes.
+func (p *Publisher) flushUntil(now, deadline time.Time, stop <-chan struct{}) {
 	p.mu.Lock()
 	resync := p.resync
 	p.resync = false
@@ -455,7 +541,10 @@ func (p *Publisher) flush(now time.Time) {
 		p.listDirty = false
 	}
 	var leftover []wmbus.ID
-	if listSet {
+	// An empty list removes no device left from an earlier run: it is far
+	// more likely a list that could not be read than the wish to delete
+	// every meter from Home Assistant.
+	if listSet && len(p.list) > 0 {
 		for id := range p.leftover {
 			if m, ok := p.list[id]; !ok || m.Disabled {
 				leftover = append(leftover, id)
@@ -517,7 +606,7 @@ func (p *Publisher) flush(now time.Time) {
 	if !connected {
 		return
 	}
-	p.send()
+	p.send(deadline, stop)
 }
 
 // applyList reconciles meter states with a new meter list.
@@ -619,7 +708,7 @@ func (p *Publisher) checkSilence(now time.Time) {
 
 // send publishes everything dirty, then waits for the acknowledgements; a
 // failed message stays dirty and goes out on the next flush or reconnect.
-func (p *Publisher) send() {
+func (p *Publisher) send(deadline time.Time, stop <-chan struct{}) {
 	out := p.out[:0]
 	add := func(m Message, onFail func()) { out = append(out, outMsg{m: m, qos: messageQoS, onFail: onFail}) }
 	if !p.gwOnlineSent {
@@ -668,20 +757,30 @@ func (p *Publisher) send() {
 		o := &out[i]
 		o.tok = p.client.Publish(o.m.Topic, o.qos, o.m.Retain, o.m.Payload)
 	}
-	deadline := time.Now().Add(publishTimeout)
+	timer := time.NewTimer(max(time.Until(deadline), 0))
+	defer timer.Stop()
 	failed := 0
 	var firstErr error
+	late := false
 	for i := range out {
 		o := &out[i]
-		ok := o.tok.WaitTimeout(time.Until(deadline))
-		if ok && o.tok.Error() == nil {
+		if !late {
+			select {
+			case <-o.tok.Done():
+			case <-timer.C:
+				late = true
+			case <-stop:
+				late = true
+			}
+		}
+		if !late && o.tok.Error() == nil {
 			continue
 		}
 		o.onFail()
 		if failed == 0 {
-			firstErr = o.tok.Error()
-			if firstErr == nil {
-				firstErr = errors.New("not acknowledged in time")
+			firstErr = errors.New("not acknowledged in time")
+			if !late {
+				firstErr = o.tok.Error()
 			}
 		}
 		failed++

@@ -34,8 +34,8 @@ type Config struct {
 	GatewayName string // default "flowIQ Gateway"
 	SWVersion   string // published in the origin and gateway device when set
 
-	// ReconnectMax caps the wait between reconnect attempts (paho backs off
-	// up to it). Default 1 minute.
+	// ReconnectMax caps the wait between reconnect attempts: 1 s, doubling
+	// up to it, and 1 s again after a good connection. Default 1 minute.
 	ReconnectMax time.Duration
 	// ConnectTimeout bounds one connection attempt. Default 10 s.
 	ConnectTimeout time.Duration

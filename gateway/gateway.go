@@ -38,8 +38,9 @@ type Gateway struct {
 	state   *state
 	outputs []Output
 
-	watcher *meters.Watcher
-	current func() *meters.Snapshot
+	watcher  *meters.Watcher
+	current  func() *meters.Snapshot
+	problems *pipeline.Reporter
 }
 
 // How often health goes out and state is saved.
@@ -63,11 +64,14 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 	if err := g.openMeterList(); err != nil {
 		return nil, err
 	}
+	// Only telegrams that verified with a key, or come from a listed
+	// meter, teach formats: anyone can send made-up frames.
+	g.dec.Trust = func(t *wmbus.Telegram) bool { return t.Security != wmbus.SecurityNone || g.listed(t.Meter()) }
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
 		}
-		g.state = newState(cfg.StateDir, g.dec, g.log)
+		g.state = newState(cfg.StateDir, g.dec, g.listed, g.log)
 	}
 	if cfg.MQTT != nil {
 		p, err := discovery.New(*cfg.MQTT, g.log)
@@ -86,6 +90,12 @@ func (g *Gateway) AddOutput(o Output) { g.outputs = append(g.outputs, o) }
 
 // Meters returns the meter list in force (nil when there is none).
 func (g *Gateway) Meters() *meters.Snapshot { return g.current() }
+
+// listed reports whether a meter is in the meter list in force.
+func (g *Gateway) listed(id wmbus.ID) bool {
+	_, ok := g.current().Meter(id)
+	return ok
+}
 
 func (g *Gateway) openMeterList() error {
 	g.current = func() *meters.Snapshot { return nil }
@@ -114,8 +124,9 @@ func (g *Gateway) openMeterList() error {
 
 // Run receives until ctx ends (nil) or a recording ends. Shutdown order:
 // the source stops, the last health goes out, a finished recording's
-// readings are drained to the broker, the outputs say goodbye, and the
-// state is saved last.
+// readings are drained to the broker, the state is saved, and the outputs
+// say goodbye within outputsStopTimeout — so that a stop request (the
+// Supervisor kills after 10 s) is done within 5 s whatever the broker does.
 func (g *Gateway) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -141,17 +152,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	g.log.Info("receiving", "input", inputNames(g.sources), "output", g.outputNames())
 	runErr := p.Run(ctx)
+	g.problems.Flush()
 	g.report(p.Stats())
 	if ctx.Err() == nil {
 		g.drain(ctx) // a recording has ended: let what it produced reach the broker
 	}
 	cancel()
-	stopOutputs()
-	outWG.Wait()
-	wg.Wait()
 	if g.state != nil {
 		g.state.save()
 	}
+	stopOutputs()
+	g.waitOutputs(&outWG)
+	wg.Wait()
 	if pending := g.dec.Pending(); pending > 0 {
 		g.log.Warn("compact frames never decoded: no full frame with their format arrived", "frames", pending)
 	}
@@ -161,6 +173,22 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return runErr
 	}
 	return nil
+}
+
+// outputsStopTimeout bounds how long the outputs may take to say goodbye
+// (the MQTT output's own bound is shorter).
+const outputsStopTimeout = 3 * time.Second
+
+func (g *Gateway) waitOutputs(wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(outputsStopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.log.Warn("outputs did not stop in time; exiting without them", "waited", outputsStopTimeout)
+	}
 }
 
 // startOutputs hands each output the meter list and the restored readings,
@@ -228,10 +256,8 @@ func (g *Gateway) outputNames() string {
 
 // pipeline wires the sources, the meter list's keys and the outputs.
 func (g *Gateway) pipeline() *pipeline.Pipeline {
-	rep := &pipeline.Reporter{Log: g.log, Known: func(id wmbus.ID) bool {
-		_, ok := g.current().Meter(id)
-		return ok
-	}}
+	rep := &pipeline.Reporter{Log: g.log, Known: g.listed}
+	g.problems = rep
 	var frameWatchers []frameWatcher
 	var problemWatchers []problemWatcher
 	for _, o := range g.outputs {

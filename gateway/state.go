@@ -19,10 +19,12 @@ import (
 // state is what the gateway keeps across restarts in its state directory:
 // the learned compact-frame formats (formats.txt) and the newest reading of
 // each meter in its one JSON encoding (last-readings.json). It is the only
-// place last readings are kept.
+// place last readings are kept. It keeps only meters in the meter list, so
+// that made-up meter IDs from the air cannot fill the disk.
 type state struct {
 	log         *slog.Logger
 	dec         *kamstrup.Decoder
+	listed      func(wmbus.ID) bool
 	formatsPath string
 	path        string
 	restored    []kamstrup.Reading // what load found, for the outputs
@@ -32,11 +34,11 @@ type state struct {
 	dirty bool
 }
 
-func newState(dir string, dec *kamstrup.Decoder, log *slog.Logger) *state {
-	s := &state{log: log, dec: dec, formatsPath: filepath.Join(dir, "formats.txt"),
+func newState(dir string, dec *kamstrup.Decoder, listed func(wmbus.ID) bool, log *slog.Logger) *state {
+	s := &state{log: log, dec: dec, listed: listed, formatsPath: filepath.Join(dir, "formats.txt"),
 		path: filepath.Join(dir, "last-readings.json"), byID: map[wmbus.ID][]byte{}}
 	if err := dec.Load(s.formatsPath); err != nil {
-		log.Warn("learned formats not loaded; they will be learned again from full frames", "err", err)
+		log.Warn("learned formats not (all) loaded; what is missing is learned again from full frames", "err", err, "loaded", dec.Learned())
 	} else if n := dec.Learned(); n > 0 {
 		log.Info("learned formats loaded", "file", s.formatsPath, "formats", n)
 	}
@@ -48,6 +50,9 @@ func newState(dir string, dec *kamstrup.Decoder, log *slog.Logger) *state {
 }
 
 func (s *state) put(r *kamstrup.Reading) {
+	if !s.listed(r.ID) {
+		return
+	}
 	s.mu.Lock()
 	s.byID[r.ID], s.dirty = r.AppendJSON(s.byID[r.ID][:0]), true
 	s.mu.Unlock()
@@ -76,6 +81,10 @@ func (s *state) load() ([]kamstrup.Reading, error) {
 			errs = append(errs, fmt.Errorf("%s entry %d: %w", s.path, i+1, err))
 			continue
 		}
+		if !s.listed(r.ID) {
+			s.dirty = true // written back without it
+			continue
+		}
 		s.byID[r.ID] = r.AppendJSON(nil)
 		out = append(out, r)
 	}
@@ -102,6 +111,10 @@ func (s *state) saveReadings() error {
 	}
 	ids := make([]wmbus.ID, 0, len(s.byID))
 	for id := range s.byID {
+		if !s.listed(id) { // left the meter list
+			delete(s.byID, id)
+			continue
+		}
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
@@ -117,24 +130,33 @@ func (s *state) saveReadings() error {
 	buf.WriteString("]\n")
 	s.dirty = false
 	s.mu.Unlock()
-	return writeAtomic(s.path, buf.Bytes())
+	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
+		s.mu.Lock()
+		s.dirty = true // the next save tries again
+		s.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
-// writeAtomic replaces path with data through a temporary file in the same
-// directory, so a crash leaves the old file or the new one, never a mix.
+// writeAtomic replaces path with data through a synced temporary file in
+// the same directory, so a crash leaves the old file or the new one, never
+// a mix; the temporary file is removed whatever fails.
 func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp.Name(), path)
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
 }

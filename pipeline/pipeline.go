@@ -36,10 +36,11 @@ type Pipeline struct {
 	// RetryMin and RetryMax bound the wait before a failed live source is
 	// reopened (defaults 1 s and 30 s, doubling in between).
 	RetryMin, RetryMax time.Duration
-
-	parser   wmbus.Parser
-	telegram wmbus.Telegram
-	stats    Stats
+	parser             wmbus.Parser
+	telegram           wmbus.Telegram
+	counters           counters
+	live               bool // the frame being handled came from a live source
+	stats              Stats
 }
 
 // Stats counts what the pipeline saw; safe to read from other goroutines.
@@ -64,6 +65,7 @@ const busSize = 256
 type item struct {
 	f    Frame
 	skip error
+	live bool // from a live source (the air), not a recording or file
 }
 
 // Stats returns the live counters.
@@ -90,6 +92,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.problem(it.skip)
 			continue
 		}
+		p.live = it.live
 		p.handle(it.f)
 	}
 	return errors.Join(errs...)
@@ -116,7 +119,7 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) e
 	}
 	h := Handler{
 		// The frame's bytes may be reused by the source once it returns.
-		Frame: func(f Frame) { f.Data = bytes.Clone(f.Data); send(item{f: f}) },
+		Frame: func(f Frame) { f.Data = bytes.Clone(f.Data); send(item{f: f, live: src.Live()}) },
 		Skip:  func(err error) { send(item{skip: err}) },
 	}
 	wait := minWait
@@ -187,6 +190,9 @@ func (p *Pipeline) handle(f Frame) {
 		} else {
 			p.Frame(f, &p.telegram, nil)
 		}
+	}
+	if err == nil {
+		err = p.trusted(&p.telegram, keys, f.Time)
 	}
 	if err != nil {
 		p.stats.Failed.Add(1)

@@ -66,6 +66,13 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 		if rest == "" {
 			return nil, fmt.Errorf("input %q: say where the hex lines come from: hex:- (stdin), hex:FILE or hex:tcp://host:port", spec)
 		}
+		if addr, ok := strings.CutPrefix(rest, "tcp://"); ok {
+			// Checked now: a live input is retried forever, and an address
+			// that can never work must not be.
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				return nil, fmt.Errorf("input %q: want hex:tcp://host:port (the port the bridge serves its lines on, e.g. hex:tcp://192.168.1.50:9000)", spec)
+			}
+		}
 		return &HexSource{Spec: rest, Stdin: stdin}, nil
 	}
 	if isVW1871(spec) {

@@ -144,9 +144,18 @@ func resolveRadio(layers []Layer) ([]string, pipeline.RadioOptions, error) {
 			return nil, ro, fmt.Errorf("gain (from %s): %w", from, err)
 		}
 	}
+	if ro.Demod.ChipRate != 0 && (ro.Demod.ChipRate < MinChipRate || ro.Demod.ChipRate > MaxChipRate) {
+		_, from := pick(layers, func(l *Layer) string { return l.Radio.ChipRate })
+		return nil, ro, fmt.Errorf("chip rate (from %s): %g chips/s is not a wireless M-Bus chip rate; want %gk to %gk (modes C and T use 100k, mode S 32.768k)",
+			from, ro.Demod.ChipRate, MinChipRate/1e3, MaxChipRate/1e3)
+	}
 	for _, l := range layers {
 		if l.Radio.PPM != nil {
 			ro.IQ.PPM = *l.Radio.PPM
+			if ro.IQ.PPM < -MaxPPM || ro.IQ.PPM > MaxPPM {
+				return nil, ro, fmt.Errorf("ppm (from %s): %d is not a crystal correction; want -%d to %d (a dongle's crystal is off by at most about 100 ppm)",
+					l.Name, ro.IQ.PPM, MaxPPM, MaxPPM)
+			}
 			break
 		}
 	}
@@ -169,6 +178,15 @@ func resolveRadio(layers []Layer) ([]string, pipeline.RadioOptions, error) {
 	ro.Demod.CenterHz = ro.IQ.CenterHz
 	return inputs, ro, nil
 }
+
+// Bounds of the radio settings that would otherwise be taken as given and
+// fail obscurely (a chip rate of 1 makes the demodulator filter nothing
+// useful; a ppm of 99999999 tunes the dongle megahertz away).
+const (
+	MinChipRate = 10e3
+	MaxChipRate = 500e3
+	MaxPPM      = 1000 // as the meter list's [radio] ppm
+)
 
 func resolveMQTT(version string, layers []Layer) *discovery.Config {
 	s := func(get func(*meters.MQTT) string) string {

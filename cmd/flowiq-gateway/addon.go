@@ -37,7 +37,7 @@ func runAddon(ctx context.Context, e *env, args []string) error {
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
-	opts, problems := addon.LoadOptions(paths.Options)
+	opts, problems := addon.LoadOptionsKeeping(paths.Options, paths.Data)
 	lvl := opts.LogLevel
 	if *level != "" {
 		l, err := addon.ParseLevel(*level)

@@ -261,8 +261,10 @@ func TestRunPublishesToBroker(t *testing.T) {
 	}
 
 	// The meter leaves the list: its device is removed (empty retained
-	// config) while the gateway runs.
-	writeByRename(t, list, "# no meters\n")
+	// config) while the gateway runs — once a second read a few seconds
+	// later confirms it is gone. (A list with no meters at all is taken for
+	// a fault, so another meter stays.)
+	writeByRename(t, list, "[[meter]]\nid = \"11112222\"\n")
 	brokertest.WaitRetained(t, b.URL("tcp"), "the device config removed", func(s map[string]brokertest.Message) bool {
 		_, ok := s["homeassistant/device/kamstrup_74493770/config"]
 		return !ok

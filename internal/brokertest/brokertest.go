@@ -277,6 +277,36 @@ func (b *Broker) Kill() { b.halt(syscall.SIGKILL); b.holdAgain() }
 // Stop ends the broker cleanly. The port stays held for a restart.
 func (b *Broker) Stop() { b.halt(syscall.SIGTERM); b.holdAgain() }
 
+// Freeze stops the broker process (SIGSTOP) without closing anything: its
+// connections stay open and unanswered, as with a hung broker. The test
+// ends with it thawed (Thaw), so that it can be stopped.
+func (b *Broker) Freeze() {
+	b.signal(syscall.SIGSTOP)
+	b.tb.Cleanup(b.Thaw)
+}
+
+// Thaw continues a frozen broker (SIGCONT); a stopped one stays stopped.
+func (b *Broker) Thaw() {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.mu.Unlock()
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
+func (b *Broker) signal(sig syscall.Signal) {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.mu.Unlock()
+	if cmd == nil {
+		b.tb.Fatalf("broker not running: cannot send %v", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		b.tb.Fatalf("broker: %v: %v", sig, err)
+	}
+}
+
 // holdAgain holds the port of a stopped broker until it restarts. Best
 // effort: while connections of the broker linger in TIME_WAIT the port can
 // only be held with SO_REUSEADDR, which keeps it from being picked as the

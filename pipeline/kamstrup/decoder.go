@@ -34,7 +34,13 @@ const (
 	MaxQueuedPerMeter = 16
 	// MaxQueuedMeters bounds how many meters may have frames queued.
 	MaxQueuedMeters = 256
-	maxApp          = 256
+	// MaxLearned bounds the formats learned from full frames (those
+	// shipped in KnownFormats do not count). A handful of meter models
+	// use a handful of formats; past the bound, the learned format used
+	// longest ago is forgotten (its meters' next full frame teaches it
+	// again).
+	MaxLearned = 64
+	maxApp     = 256
 )
 
 type queued struct {
@@ -57,6 +63,7 @@ type meterQueue struct {
 type format struct {
 	heads   []byte
 	learned bool
+	used    uint64 // Decoder.tick when it last decoded or was taught
 }
 
 // Decoder turns Telegrams into Readings. It keeps the format table (known
@@ -65,10 +72,19 @@ type format struct {
 // called from others meanwhile. Decode's results are valid until the next
 // Decode.
 type Decoder struct {
-	mu      sync.Mutex
-	formats map[uint16][]format
-	queues  []*meterQueue
-	dirty   bool // learned formats not saved yet
+	// Trust, when set, says whether a telegram may teach a format: the
+	// gateway allows only telegrams that verified with a key or come from
+	// a meter in the list, so that made-up frames from the air cannot fill
+	// the format table. Untrusted full frames still decode. Nil trusts
+	// every telegram (decoding a file the user chose). Set before use.
+	Trust func(t *wmbus.Telegram) bool
+
+	mu       sync.Mutex
+	formats  map[uint16][]format
+	nLearned int
+	tick     uint64
+	queues   []*meterQueue
+	dirty    bool // learned formats not saved yet
 
 	out   []Reading
 	mfr   [][]byte // ManufacturerData storage, one per out slot
@@ -177,23 +193,55 @@ func (d *Decoder) full(t *wmbus.Telegram, at time.Time, radio wmbus.Radio) (lear
 		d.out = d.out[:i]
 		return false, fmt.Errorf("%w: full frame: %w", ErrFrame, err)
 	}
-	if len(d.heads) == 0 {
+	if len(d.heads) == 0 || (d.Trust != nil && !d.Trust(t)) {
 		return false, nil
 	}
 	return d.learn(d.heads), nil
 }
 
 // learn adds a format unless it is known; it reports whether it was new.
+// Past MaxLearned it forgets the learned format used longest ago.
 func (d *Decoder) learn(heads []byte) bool {
+	d.tick++
 	sig := wmbus.CRC(heads)
-	for _, f := range d.formats[sig] {
-		if bytes.Equal(f.heads, heads) {
+	fs := d.formats[sig]
+	for k := range fs {
+		if bytes.Equal(fs[k].heads, heads) {
+			fs[k].used = d.tick
 			return false
 		}
 	}
-	d.formats[sig] = append(d.formats[sig], format{heads: bytes.Clone(heads), learned: true})
+	if d.nLearned >= MaxLearned {
+		d.forgetOldest()
+	}
+	d.formats[sig] = append(d.formats[sig], format{heads: bytes.Clone(heads), learned: true, used: d.tick})
+	d.nLearned++
 	d.dirty = true
 	return true
+}
+
+// forgetOldest removes the learned format used longest ago.
+func (d *Decoder) forgetOldest() {
+	var sig uint16
+	k, oldest := -1, uint64(0)
+	for s, fs := range d.formats {
+		for i, f := range fs {
+			if f.learned && (k < 0 || f.used < oldest) {
+				sig, k, oldest = s, i, f.used
+			}
+		}
+	}
+	if k < 0 {
+		return
+	}
+	fs := d.formats[sig]
+	fs = append(fs[:k], fs[k+1:]...)
+	if len(fs) == 0 {
+		delete(d.formats, sig)
+	} else {
+		d.formats[sig] = fs
+	}
+	d.nLearned--
 }
 
 // compact decodes a compact frame's app data (after CI 0x79). When its
@@ -213,7 +261,8 @@ func (d *Decoder) compact(t *wmbus.Telegram, app []byte, at time.Time, radio wmb
 		return d.enqueue(t, app, sig, at, radio)
 	}
 	var lastErr error
-	for _, f := range cands {
+	for k := range cands {
+		f := &cands[k]
 		r, i := d.slot()
 		d.header(r, t, Compact, at, radio)
 		it := mbus.CompactRecords(f.heads, data)
@@ -235,6 +284,8 @@ func (d *Decoder) compact(t *wmbus.Telegram, app []byte, at time.Time, radio wmb
 			}
 		}
 		if err == nil {
+			d.tick++
+			f.used = d.tick
 			return nil
 		}
 		d.out = d.out[:i]
@@ -372,13 +423,5 @@ func (d *Decoder) Pending() int {
 func (d *Decoder) Learned() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := 0
-	for _, fs := range d.formats {
-		for _, f := range fs {
-			if f.learned {
-				n++
-			}
-		}
-	}
-	return n
+	return d.nLearned
 }

@@ -42,27 +42,34 @@ func (d *Decoder) Save(path string) error {
 	}
 	d.dirty = false
 	d.mu.Unlock()
-
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("saving formats: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving formats to %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving formats to %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving formats to %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+		d.mu.Lock()
+		d.dirty = true // still to be saved: the next Save tries again
+		d.mu.Unlock()
 		return fmt.Errorf("saving formats to %s: %w", path, err)
 	}
 	return nil
+}
+
+// writeFileAtomic replaces path with data through a synced temporary file
+// in the same directory, which is removed whatever fails.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
 }
 
 // Dirty reports whether formats were learned since the last Save or Load.
@@ -73,8 +80,8 @@ func (d *Decoder) Dirty() bool {
 }
 
 // Load adds the formats saved in path. A missing file is not an error (the
-// first run has none); a malformed one is, naming the line, and then
-// nothing from it is added.
+// first run has none). A malformed line is skipped and named in the error;
+// the good lines are added all the same. At most MaxLearned are kept.
 func (d *Decoder) Load(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -85,42 +92,63 @@ func (d *Decoder) Load(path string) error {
 	}
 	defer f.Close()
 	got, err := readFormats(f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, h := range got {
 		d.learn(h)
 	}
-	d.dirty = false
+	d.dirty = err != nil // write the file back without its bad lines
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	return nil
 }
 
+// maxLineErrors bounds the bad lines named in Load's error.
+const maxLineErrors = 5
+
+// readFormats returns the good formats of r and an error naming the bad
+// lines (the first few, and how many in all).
 func readFormats(r io.Reader) ([][]byte, error) {
 	var out [][]byte
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	var errs []error
+	bad := 0
+	lr := bufio.NewScanner(r)
+	for n := 1; lr.Scan(); n++ {
+		line := strings.TrimSpace(lr.Text())
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		sigHex, headsHex, ok := strings.Cut(line, " ")
-		sig, err1 := hex.DecodeString(sigHex)
-		heads, err2 := hex.DecodeString(strings.TrimSpace(headsHex))
-		if !ok || err1 != nil || err2 != nil || len(sig) != 2 || len(heads) == 0 {
-			return nil, fmt.Errorf("%w: line %d: want \"SIGNATURE HEADERS\" in hex", ErrFormatsFile, n)
-		}
-		if c := wmbus.CRC(heads); byte(c) != sig[0] || byte(c>>8) != sig[1] {
-			return nil, fmt.Errorf("%w: line %d: signature %X does not match its headers (CRC %02X%02X)", ErrFormatsFile, n, sig, byte(c), byte(c>>8))
-		}
-		if _, err := mbus.CheckHeads(heads); err != nil {
-			return nil, fmt.Errorf("%w: line %d: %w", ErrFormatsFile, n, err)
+		heads, err := parseFormatLine(line)
+		if err != nil {
+			if bad++; bad <= maxLineErrors {
+				errs = append(errs, fmt.Errorf("%w: line %d: %w; skipped", ErrFormatsFile, n, err))
+			}
+			continue
 		}
 		out = append(out, heads)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFormatsFile, err)
+	if bad > maxLineErrors {
+		errs = append(errs, fmt.Errorf("%w: %d bad lines in all", ErrFormatsFile, bad))
 	}
-	return out, nil
+	if err := lr.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrFormatsFile, err))
+	}
+	return out, errors.Join(errs...)
+}
+
+func parseFormatLine(line string) ([]byte, error) {
+	sigHex, headsHex, ok := strings.Cut(line, " ")
+	sig, err1 := hex.DecodeString(sigHex)
+	heads, err2 := hex.DecodeString(strings.TrimSpace(headsHex))
+	if !ok || err1 != nil || err2 != nil || len(sig) != 2 || len(heads) == 0 {
+		return nil, errors.New(`want "SIGNATURE HEADERS" in hex`)
+	}
+	if c := wmbus.CRC(heads); byte(c) != sig[0] || byte(c>>8) != sig[1] {
+		return nil, fmt.Errorf("signature %X does not match its headers (CRC %02X%02X)", sig, byte(c), byte(c>>8))
+	}
+	if _, err := mbus.CheckHeads(heads); err != nil {
+		return nil, err
+	}
+	return heads, nil
 }

@@ -181,6 +181,7 @@ func unzip(data []byte) ([]document, error) {
 	}
 	var docs []document
 	var others []string
+	budget := int64(maxFileSize) // for all entries together, not each
 	for _, f := range zr.File {
 		if f.FileInfo().IsDir() {
 			continue
@@ -190,10 +191,11 @@ func unzip(data []byte) ([]document, error) {
 			others = append(others, f.Name)
 			continue
 		}
-		b, err := readEntry(f)
+		b, err := readEntry(f, budget)
 		if err != nil {
 			return nil, err
 		}
+		budget -= int64(len(b))
 		docs = append(docs, document{name: f.Name, data: b})
 	}
 	if len(docs) == 0 {
@@ -203,9 +205,15 @@ func unzip(data []byte) ([]document, error) {
 	return docs, nil
 }
 
-func readEntry(f *zip.File) ([]byte, error) {
-	if f.UncompressedSize64 > maxFileSize {
-		return nil, fmt.Errorf("zip entry %q: %w: inflates to %d bytes, not a KEM file", f.Name, ErrFormat, f.UncompressedSize64)
+// readEntry inflates one entry, at most budget bytes: what is left of
+// maxFileSize for the whole archive, so that many entries cannot add up
+// to gigabytes.
+func readEntry(f *zip.File, budget int64) ([]byte, error) {
+	tooBig := func() error {
+		return fmt.Errorf("zip entry %q: %w: the .kem entries inflate to more than %d MiB in all, not a KEM file", f.Name, ErrFormat, maxFileSize>>20)
+	}
+	if f.UncompressedSize64 > uint64(budget) {
+		return nil, tooBig()
 	}
 	rc, err := f.Open()
 	if err != nil {
@@ -213,12 +221,12 @@ func readEntry(f *zip.File) ([]byte, error) {
 	}
 	defer rc.Close()
 	// The header's size can lie; the limit holds regardless.
-	b, err := io.ReadAll(io.LimitReader(rc, maxFileSize+1))
+	b, err := io.ReadAll(io.LimitReader(rc, budget+1))
 	if err != nil {
 		return nil, fmt.Errorf("zip entry %q: %w", f.Name, zipErr(err))
 	}
-	if len(b) > maxFileSize {
-		return nil, fmt.Errorf("zip entry %q: %w: inflates to more than %d MiB", f.Name, ErrFormat, maxFileSize>>20)
+	if int64(len(b)) > budget {
+		return nil, tooBig()
 	}
 	return b, nil
 }

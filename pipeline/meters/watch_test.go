@@ -65,7 +65,7 @@ type watchFixture struct {
 	updates []Update
 }
 
-func startWatcher(t *testing.T, initial string) *watchFixture {
+func startWatcher(t *testing.T, initial string, opts ...func(*Watcher)) *watchFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &watchFixture{path: filepath.Join(dir, "meters.toml"), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
@@ -79,6 +79,11 @@ func startWatcher(t *testing.T, initial string) *watchFixture {
 		t.Fatal(err)
 	}
 	w.Debounce = 30 * time.Millisecond
+	w.Confirm = 150 * time.Millisecond
+	w.DirCheck = 50 * time.Millisecond
+	for _, o := range opts {
+		o(w)
+	}
 	w.OnChange(func(u Update) {
 		f.mu.Lock()
 		f.updates = append(f.updates, u)
@@ -99,15 +104,6 @@ func startWatcher(t *testing.T, initial string) *watchFixture {
 		}
 	})
 	return f
-}
-
-func (f *watchFixture) lastChange() Change {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.updates) == 0 {
-		return Change{}
-	}
-	return f.updates[len(f.updates)-1].Change
 }
 
 func (f *watchFixture) running(t *testing.T) {
@@ -224,8 +220,13 @@ func TestWatcherFollowsEdits(t *testing.T) {
 		})
 		f.running(t)
 	}
-	if c := f.lastChange(); c.String() != "added 74493770; removed 22222222" {
-		t.Errorf("last change = %q", c)
+	// A meter leaves only after a second read confirms it is gone.
+	f.mu.Lock()
+	n := len(f.updates)
+	last2 := f.updates[n-2].Change.String() + " / " + f.updates[n-1].Change.String()
+	f.mu.Unlock()
+	if last2 != "added 74493770 / removed 22222222" {
+		t.Errorf("last changes = %q", last2)
 	}
 
 	// Delete the file: the list stays; re-create it: it applies.
