@@ -182,6 +182,7 @@ func resolveMQTT(version string, layers []Layer) *discovery.Config {
 		ClientID:        s(func(m *meters.MQTT) string { return m.ClientID }),
 		CAFile:          s(func(m *meters.MQTT) string { return m.CAFile }),
 		DiscoveryPrefix: s(func(m *meters.MQTT) string { return m.DiscoveryPrefix }),
+		StatusTopic:     s(func(m *meters.MQTT) string { return m.StatusTopic }),
 		BaseTopic:       s(func(m *meters.MQTT) string { return m.BaseTopic }),
 		SWVersion:       version,
 	}

@@ -33,6 +33,7 @@ func (f *mqttFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.m.CAFile, "mqtt-ca", "", "PEM `file` of the CA that signed the broker's certificate (ssl://, tls://, wss://)")
 	fs.StringVar(&f.m.ClientID, "mqtt-client-id", "", "MQTT client ID (default flowiq-flowiq_gateway)")
 	fs.StringVar(&f.m.DiscoveryPrefix, "discovery-prefix", "", "Home Assistant discovery prefix (default homeassistant)")
+	fs.StringVar(&f.m.StatusTopic, "status-topic", "", "Home Assistant's birth `topic`, whose \"online\" re-announces everything (default homeassistant/status, whatever the discovery prefix)")
 	fs.StringVar(&f.m.BaseTopic, "base-topic", "", "base topic for state (default flowiq)")
 }
 
