@@ -56,7 +56,7 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		file.MQTT.URL, file.MQTT.Username, file.MQTT.Password = "", "", ""
 	}
 	options := settings.Layer{Name: "add-on options", Radio: opts.Radio.Settings(),
-		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix}}
+		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix, StatusTopic: opts.StatusTopic}}
 	// Of the file's [radio], only what the options have no field for.
 	fileLayer := settings.Layer{Name: MeterListName, MQTT: file.MQTT, Radio: meters.Radio{
 		ChipRate: file.Radio.ChipRate, Deviation: file.Radio.Deviation, Format: file.Radio.Format}}
@@ -68,6 +68,10 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 	if err != nil {
 		return cfg, fmt.Errorf("radio settings: %w", err)
 	}
+	if cfg.MQTT != nil {
+		host, _ := os.Hostname()
+		cfg.MQTT.ConfigurationURL = ConfigurationURL(host)
+	}
 	cfg.MetersPath, cfg.Overlay = metersPath, overlay
 	cfg.StateDir = filepath.Join(paths.Data, "state")
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -75,6 +79,28 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		cfg.StateDir = ""
 	}
 	return cfg, nil
+}
+
+// Slug is the add-on's slug in config.yaml. The Supervisor prefixes it
+// with the repository ("local_", or a hash of the repository URL).
+const Slug = "flowiq_gateway"
+
+// ConfigurationURL is the devices' link to the add-on's page in Home
+// Assistant, from the container's host name, which the Supervisor sets to
+// the installed slug with "_" written "-" ("a0d7b954-flowiq-gateway"). It
+// is "" when the name is not such an add-on host (not running as an
+// add-on): no link beats a wrong one.
+func ConfigurationURL(hostname string) string {
+	prefix, ok := strings.CutSuffix(hostname, "-"+strings.ReplaceAll(Slug, "_", "-"))
+	if !ok || prefix == "" {
+		return ""
+	}
+	for _, c := range prefix {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return ""
+		}
+	}
+	return "homeassistant://hassio/addon/" + prefix + "_" + Slug + "/info"
 }
 
 // ParseLevel reads a log level with the names of the log_level option.

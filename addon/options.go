@@ -82,7 +82,10 @@ type Options struct {
 	MQTTPassword Secret
 
 	DiscoveryPrefix string
-	LogLevel        slog.Level
+	// StatusTopic is Home Assistant's birth topic; "online" there makes
+	// the gateway announce everything again.
+	StatusTopic string
+	LogLevel    slog.Level
 
 	// KEMFile is the option as written (a name relative to the config folder
 	// or a path in /config or /share); resolve it with KEMPath.
@@ -98,6 +101,7 @@ func Defaults() Options {
 	return Options{
 		Radio:           DefaultRadio(),
 		DiscoveryPrefix: "homeassistant",
+		StatusTopic:     "homeassistant/status",
 		LogLevel:        slog.LevelInfo,
 	}
 }
@@ -111,8 +115,8 @@ func (o Options) Meters() []meters.Meter {
 
 // String describes the options without any secret (keys, passwords).
 func (o Options) String() string {
-	return fmt.Sprintf("%d meter(s), radio %s, discovery prefix %q, log level %s, mqtt_url %q, kem_file %q",
-		len(o.meters), o.Radio, o.DiscoveryPrefix, levelName(o.LogLevel), redactURL(o.MQTTURL), o.KEMFile)
+	return fmt.Sprintf("%d meter(s), radio %s, discovery prefix %q, status topic %q, log level %s, mqtt_url %q, kem_file %q",
+		len(o.meters), o.Radio, o.DiscoveryPrefix, o.StatusTopic, levelName(o.LogLevel), redactURL(o.MQTTURL), o.KEMFile)
 }
 
 // GoString keeps %#v from printing meter keys.
@@ -124,6 +128,7 @@ func (o Options) LogValue() slog.Value {
 		slog.Int("meters", len(o.meters)),
 		slog.String("radio", o.Radio.String()),
 		slog.String("discovery_prefix", o.DiscoveryPrefix),
+		slog.String("status_topic", o.StatusTopic),
 		slog.String("log_level", levelName(o.LogLevel)),
 		slog.String("mqtt_url", redactURL(o.MQTTURL)),
 		slog.String("kem_file", o.KEMFile),
@@ -217,6 +222,13 @@ func parseOptions(data []byte, path string) (Options, []error) {
 			report("discovery_prefix", fmt.Errorf("%w: %w; using %q", ErrBadOption, err, o.DiscoveryPrefix))
 		} else {
 			o.DiscoveryPrefix = s
+		}
+	}
+	if decodeString(top, "status_topic", &s, report) {
+		if err := checkTopicPrefix(s); err != nil {
+			report("status_topic", fmt.Errorf("%w: %w; using %q", ErrBadOption, err, o.StatusTopic))
+		} else {
+			o.StatusTopic = s
 		}
 	}
 	if decodeString(top, "log_level", &s, report) {

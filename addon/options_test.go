@@ -101,6 +101,7 @@ func TestLoadOptionsFull(t *testing.T) {
 		{"MQTTUsername", o.MQTTUsername, "gateway"},
 		{"MQTTPassword", string(o.MQTTPassword), "broker-secret-pw"},
 		{"DiscoveryPrefix", o.DiscoveryPrefix, "ha/discovery"},
+		{"StatusTopic", o.StatusTopic, "ha/status"},
 		{"KEMFile", o.KEMFile, "keys.zip.kem"},
 		{"KEMPassword", string(o.KEMPassword), "TestPass123"},
 	}
