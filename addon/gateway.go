@@ -72,7 +72,7 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		host, _ := os.Hostname()
 		cfg.MQTT.ConfigurationURL = ConfigurationURL(host)
 	}
-	cfg.MetersPath, cfg.Overlay = metersPath, overlay
+	cfg.MetersPath, cfg.Overlay, cfg.HealthFile = metersPath, overlay, paths.Health
 	cfg.StateDir = filepath.Join(paths.Data, "state")
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		log.Warn("no state folder: learned compact-frame formats and last readings will not survive a restart", "err", err)

@@ -26,12 +26,20 @@ type Paths struct {
 	Data    string // persistent state: learned formats, last states
 	Config  string // the add-on's own config folder (map addon_config): meters.toml, KEM files
 	Share   string // /share (map share:ro): an alternative place for a KEM file
+	// Health is where the running gateway keeps its health for the
+	// health command (the image's HEALTHCHECK); /tmp is a tmpfs in the
+	// add-on (config.yaml tmpfs), so the frequent rewrites cost no flash.
+	Health string
 }
 
 // DefaultPaths are the paths inside the add-on container.
 func DefaultPaths() Paths {
-	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share"}
+	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share", Health: DefaultHealthFile}
 }
+
+// DefaultHealthFile is the health file inside the add-on container; the
+// health command reads it by default.
+const DefaultHealthFile = "/tmp/flowiq-gateway-health.json"
 
 // OptionsSource is meters.Meter.Source for every meter from the options,
 // and Broker.Source for a broker named by mqtt_url.

@@ -44,6 +44,9 @@ type Config struct {
 	MQTT *discovery.Config
 	// StateDir keeps learned formats and last readings; "" = none.
 	StateDir string
+	// HealthFile is where the running gateway keeps its health for the
+	// health command (Docker HEALTHCHECK); "" = none.
+	HealthFile string
 	// LogFrames logs every frame heard (debug level).
 	LogFrames bool
 	Version   string

@@ -48,6 +48,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	metersPath := fs.String("meters", "", "meter list `file` (TOML): meters, keys, and optional [radio] and [mqtt] settings; reloaded when it changes")
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	healthFile := fs.String("health-file", "", "`file` where the gateway keeps its health for the health command (a container HEALTHCHECK)")
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.MetersPath, cfg.StateDir = *metersPath, *stateDir
+	cfg.MetersPath, cfg.StateDir, cfg.HealthFile = *metersPath, *stateDir, *healthFile
 	cfg.LogFrames = log.Enabled(ctx, slog.LevelDebug)
 	return runGateway(ctx, e, log, cfg)
 }
