@@ -76,6 +76,7 @@ LABEL \
 # the add-on's Watchdog on). The gateway reopens a stalled dongle itself;
 # `health` fails only when reopening keeps failing, the broker has been
 # away for minutes, or the gateway stopped updating its health file.
+ENV FLOWIQ_HEALTH_FILE=/tmp/flowiq-gateway-health.json
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["/usr/bin/flowiq-gateway", "health"]
 

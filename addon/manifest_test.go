@@ -395,6 +395,10 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile uses a BuildKit-only feature: %q", m)
 		}
 	}
+	// The gateway and the health check agree on the health file.
+	if !strings.Contains(df, "\nENV "+HealthFileEnv+"="+DefaultHealthFile+"\n") {
+		t.Errorf("the image does not set %s=%s", HealthFileEnv, DefaultHealthFile)
+	}
 	// The health check runs the health command with exec form.
 	if !regexp.MustCompile(`(?m)^HEALTHCHECK (--\S+ )*\\?\s*CMD \["/usr/bin/flowiq-gateway", "health"\]`).MatchString(strings.ReplaceAll(df, "\\\n    ", "")) {
 		t.Error("no HEALTHCHECK running flowiq-gateway health")

@@ -27,19 +27,33 @@ type Paths struct {
 	Config  string // the add-on's own config folder (map addon_config): meters.toml, KEM files
 	Share   string // /share (map share:ro): an alternative place for a KEM file
 	// Health is where the running gateway keeps its health for the
-	// health command (the image's HEALTHCHECK); /tmp is a tmpfs in the
-	// add-on (config.yaml tmpfs), so the frequent rewrites cost no flash.
+	// health command (the image's HEALTHCHECK), $FLOWIQ_HEALTH_FILE; ""
+	// keeps none. In the add-on it lies in /tmp, a tmpfs (config.yaml
+	// tmpfs), so its rewrites cost no flash.
 	Health string
 }
 
 // DefaultPaths are the paths inside the add-on container.
 func DefaultPaths() Paths {
-	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share", Health: DefaultHealthFile}
+	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share", Health: os.Getenv(HealthFileEnv)}
 }
 
-// DefaultHealthFile is the health file inside the add-on container; the
-// health command reads it by default.
+// HealthFileEnv names the health file; the image sets it (to
+// DefaultHealthFile), so the gateway keeps a health file only where a
+// HEALTHCHECK reads it.
+const HealthFileEnv = "FLOWIQ_HEALTH_FILE"
+
+// DefaultHealthFile is the image's health file, which the health command
+// reads when $FLOWIQ_HEALTH_FILE is not set.
 const DefaultHealthFile = "/tmp/flowiq-gateway-health.json"
+
+// HealthFile is the health file the health command reads by default.
+func HealthFile() string {
+	if f := os.Getenv(HealthFileEnv); f != "" {
+		return f
+	}
+	return DefaultHealthFile
+}
 
 // OptionsSource is meters.Meter.Source for every meter from the options,
 // and Broker.Source for a broker named by mqtt_url.

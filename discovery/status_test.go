@@ -1,10 +1,12 @@
 package discovery
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/internal/brokertest"
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 )
 
 // TestIntegrationCustomPrefixReannounce: with discovery prefix "custom",
@@ -73,5 +75,28 @@ func TestStatusTopicDefault(t *testing.T) {
 	}
 	if _, err := (Site{ConfigurationURL: "javascript:alert(1)"}).Normalize(); err == nil {
 		t.Error("a configuration URL outside homeassistant/http/https accepted")
+	}
+}
+
+// configuration_url and sw_version reach Home Assistant on both devices
+// when set, and stay out when not.
+func TestDeviceLinks(t *testing.T) {
+	const link = "homeassistant://hassio/addon/local_flowiq_gateway/info"
+	s, err := Site{ConfigurationURL: link, SWVersion: "0.2.0"}.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Features{Quantities: 1 << kamstrup.Total, Version: 0x3A, HasVersion: true}
+	meter := decodeConfig(t, must(t)(MeterConfig(s, Meter{ID: 0x52525252}, "flowIQ 2200", f)))
+	gw := decodeConfig(t, must(t)(GatewayConfig(s)))
+	if meter.Device.ConfigurationURL != link || gw.Device.ConfigurationURL != link {
+		t.Errorf("configuration_url: meter %q, gateway %q", meter.Device.ConfigurationURL, gw.Device.ConfigurationURL)
+	}
+	if meter.Device.SWVersion != "0x3A" || gw.Device.SWVersion != "0.2.0" {
+		t.Errorf("sw_version: meter %q, gateway %q", meter.Device.SWVersion, gw.Device.SWVersion)
+	}
+	plain := must(t)(MeterConfig(testSite(t), Meter{ID: 0x52525252}, "flowIQ 2200", Features{Quantities: 1 << kamstrup.Total}))
+	if strings.Contains(string(plain.Payload), "configuration_url") || strings.Contains(string(plain.Payload), "\"sw_version\"") {
+		t.Errorf("unset links published: %s", plain.Payload)
 	}
 }

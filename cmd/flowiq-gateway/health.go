@@ -25,7 +25,7 @@ func runHealth(_ context.Context, e *env, args []string) error {
 			"\nExits 0 while the running gateway is healthy, 1 when an input keeps failing after\n"+
 			"being reopened, the broker has been away too long, or the gateway stopped updating\n"+
 			"its health. A stalled input that the gateway is still reopening counts as healthy.")
-	file := fs.String("file", addon.DefaultHealthFile, "the health `file` the gateway writes (--health-file of run and addon)")
+	file := fs.String("file", addon.HealthFile(), "the health `file` the gateway writes (--health-file of run and addon; default $"+addon.HealthFileEnv+")")
 	l := gateway.DefaultHealthLimits
 	fs.DurationVar(&l.MaxAge, "max-age", l.MaxAge, "a health file older than this means the gateway hangs")
 	fs.DurationVar(&l.BrokerGrace, "broker-grace", l.BrokerGrace, "how long the broker may be away before the gateway counts as unhealthy")
