@@ -57,7 +57,8 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 	}
 	options := settings.Layer{Name: "add-on options", Radio: opts.Radio.Settings(),
 		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix, StatusTopic: opts.StatusTopic}}
-	// Of the file's [radio], only what the options have no field for.
+	// Of the file's [radio], only what the options have no field for or
+	// leave empty (they are the earlier layer, so theirs win when set).
 	fileLayer := settings.Layer{Name: MeterListName, MQTT: file.MQTT, Radio: meters.Radio{
 		ChipRate: file.Radio.ChipRate, Deviation: file.Radio.Deviation, Format: file.Radio.Format}}
 	if b, ok := broker(ctx, log, opts, flags.MQTT.URL); ok {
@@ -182,8 +183,9 @@ const meterListStarter = `# Meter list of the flowIQ Gateway add-on (optional).
 #
 # The broker and the radio are set on the Configuration tab. Of the [radio]
 # and [mqtt] sections of a meter list, the add-on uses only what the options
-# have no field for: [radio] chip_rate, deviation, format; [mqtt] client_id,
-# ca_file, base_topic, retain, meter_timeout.
+# leave open: [radio] format, and chip_rate and deviation when the options
+# leave them empty; [mqtt] client_id, ca_file, base_topic, retain,
+# meter_timeout.
 `
 
 // meterList returns the meter list's path in the config folder, writing a
