@@ -1,9 +1,14 @@
-# syntax=docker/dockerfile:1.7
+# flowIQ Gateway add-on image, one per architecture (amd64, aarch64). Two
+# builders read this file: the Supervisor, on the user's device, while
+# config.yaml names no prebuilt image; and .github/workflows/release.yaml,
+# which publishes the images. This file uses nothing the plain Docker
+# builder lacks (no "syntax" directive, no RUN --mount or heredocs, no
+# TARGETARCH), so it builds whichever builder the Supervisor runs. The
+# architecture comes from BUILD_ARCH, a build argument both pass.
 #
-# flowIQ Gateway add-on image, built once per architecture (linux/amd64,
-# linux/arm64) with BuildKit. scripts/build-addon-binary.sh runs the same
-# `go build` line against Debian's librtlsdr-dev so CI proves this step
-# without a container engine (a test keeps the two lines identical).
+# scripts/build-addon-binary.sh runs the same `go build` line against
+# Debian's librtlsdr-dev so CI proves this step without a container engine
+# (a test keeps the two lines identical).
 
 ARG GO_IMAGE=golang:1.26.8-bookworm
 ARG BASE_IMAGE=ghcr.io/home-assistant/base-debian:bookworm-2026.06.0
@@ -45,8 +50,10 @@ COPY . .
 RUN CGO_ENABLED=1 go build -tags rtlsdr -trimpath -ldflags "-s -w" -o /out/flowiq-gateway ./cmd/flowiq-gateway
 
 # ---- runtime: Home Assistant's Debian base, libusb and librtlsdr only ----
-FROM ${BASE_IMAGE} AS runtime
-ARG BUILD_VERSION=0.1.0
+FROM ${BASE_IMAGE}
+ARG BUILD_VERSION=0.2.0
+# Home Assistant's architecture name (amd64, aarch64); the Supervisor sets it.
+ARG BUILD_ARCH=amd64
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libusb-1.0-0 \
@@ -60,21 +67,21 @@ LABEL \
     io.hass.description="Kamstrup flowIQ and MULTICAL 21 water meters over wireless M-Bus with an RTL-SDR dongle" \
     io.hass.type="addon" \
     io.hass.version="${BUILD_VERSION}" \
+    io.hass.arch="${BUILD_ARCH}" \
     org.opencontainers.image.title="flowIQ Gateway" \
     org.opencontainers.image.source="https://github.com/flowiq-gateway/flowiq-gateway" \
     org.opencontainers.image.version="${BUILD_VERSION}"
+
+# The Supervisor restarts an add-on whose container turns unhealthy (with
+# the add-on's Watchdog on). The gateway reopens a stalled dongle itself;
+# `health` fails only when reopening keeps failing, the broker has been
+# away for minutes, or the gateway stopped updating its health file.
+ENV FLOWIQ_HEALTH_FILE=/tmp/flowiq-gateway-health.json
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+    CMD ["/usr/bin/flowiq-gateway", "health"]
 
 # The gateway is PID 1 in place of the base image's s6 /init (config.yaml
 # has init: false): it starts no child processes, handles SIGTERM itself and
 # must see SUPERVISOR_TOKEN in its environment as the container got it.
 ENTRYPOINT ["/usr/bin/flowiq-gateway"]
 CMD ["addon"]
-
-# io.hass.arch uses Home Assistant's names; BuildKit sets TARGETARCH.
-FROM runtime AS runtime-amd64
-LABEL io.hass.arch="amd64"
-
-FROM runtime AS runtime-arm64
-LABEL io.hass.arch="aarch64"
-
-FROM runtime-${TARGETARCH}

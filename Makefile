@@ -25,7 +25,8 @@ demo:
 # the machine lacks: Mosquitto and mosquitto_passwd (MQTT integration
 # tests), python3-jinja2 (Home Assistant's template engine), librtlsdr-dev
 # and pkg-config (the rtlsdr-tagged build), binutils (readelf, checking the
-# add-on binary's links). The tests fail, never skip, when one is missing.
+# add-on binary's links), apparmor (apparmor_parser compiles the add-on's
+# AppArmor profile). The tests fail, never skip, when one is missing.
 test: deps fmt vet staticcheck unit build-tags
 
 deps:
@@ -37,6 +38,7 @@ deps:
 	command -v dbus-daemon >/dev/null 2>&1 || missing="$$missing dbus-daemon"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	{ command -v apparmor_parser || [ -x /usr/sbin/apparmor_parser ]; } >/dev/null 2>&1 || missing="$$missing apparmor"; \
 	missing=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing% }" ]; then \
 		echo "installing: $$missing"; \

@@ -56,8 +56,9 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		file.MQTT.URL, file.MQTT.Username, file.MQTT.Password = "", "", ""
 	}
 	options := settings.Layer{Name: "add-on options", Radio: opts.Radio.Settings(),
-		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix}}
-	// Of the file's [radio], only what the options have no field for.
+		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix, StatusTopic: opts.StatusTopic}}
+	// Of the file's [radio], only what the options have no field for or
+	// leave empty (they are the earlier layer, so theirs win when set).
 	fileLayer := settings.Layer{Name: MeterListName, MQTT: file.MQTT, Radio: meters.Radio{
 		ChipRate: file.Radio.ChipRate, Deviation: file.Radio.Deviation, Format: file.Radio.Format}}
 	if b, ok := broker(ctx, log, opts, flags.MQTT.URL); ok {
@@ -68,13 +69,39 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 	if err != nil {
 		return cfg, fmt.Errorf("radio settings: %w", err)
 	}
-	cfg.MetersPath, cfg.Overlay = metersPath, overlay
+	if cfg.MQTT != nil {
+		host, _ := os.Hostname()
+		cfg.MQTT.ConfigurationURL = ConfigurationURL(host)
+	}
+	cfg.MetersPath, cfg.Overlay, cfg.HealthFile = metersPath, overlay, paths.Health
 	cfg.StateDir = filepath.Join(paths.Data, "state")
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		log.Warn("no state folder: learned compact-frame formats and last readings will not survive a restart", "err", err)
 		cfg.StateDir = ""
 	}
 	return cfg, nil
+}
+
+// Slug is the add-on's slug in config.yaml. The Supervisor prefixes it
+// with the repository ("local_", or a hash of the repository URL).
+const Slug = "flowiq_gateway"
+
+// ConfigurationURL is the devices' link to the add-on's page in Home
+// Assistant, from the container's host name, which the Supervisor sets to
+// the installed slug with "_" written "-" ("a0d7b954-flowiq-gateway"). It
+// is "" when the name is not such an add-on host (not running as an
+// add-on): no link beats a wrong one.
+func ConfigurationURL(hostname string) string {
+	prefix, ok := strings.CutSuffix(hostname, "-"+strings.ReplaceAll(Slug, "_", "-"))
+	if !ok || prefix == "" {
+		return ""
+	}
+	for _, c := range prefix {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return ""
+		}
+	}
+	return "homeassistant://hassio/addon/" + prefix + "_" + Slug + "/info"
 }
 
 // ParseLevel reads a log level with the names of the log_level option.
@@ -156,8 +183,9 @@ const meterListStarter = `# Meter list of the flowIQ Gateway add-on (optional).
 #
 # The broker and the radio are set on the Configuration tab. Of the [radio]
 # and [mqtt] sections of a meter list, the add-on uses only what the options
-# have no field for: [radio] chip_rate, deviation, format; [mqtt] client_id,
-# ca_file, base_topic, retain, meter_timeout.
+# leave open: [radio] format, and chip_rate and deviation when the options
+# leave them empty; [mqtt] client_id, ca_file, base_topic, retain,
+# meter_timeout.
 `
 
 // meterList returns the meter list's path in the config folder, writing a

@@ -2,6 +2,7 @@ package addon
 
 import (
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"io/fs"
@@ -79,11 +80,13 @@ func TestManifestMatchesSchema(t *testing.T) {
 
 	// What issue 6 requires of the manifest, beyond the schema.
 	want := map[string]any{
-		"name": "flowIQ Gateway", "version": "0.1.0", "slug": "flowiq_gateway",
+		"name": "flowIQ Gateway", "version": "0.2.0", "slug": "flowiq_gateway",
 		"url":  "https://github.com/flowiq-gateway/flowiq-gateway",
 		"arch": []any{"aarch64", "amd64"}, "init": false, "usb": true, "udev": true,
 		"services": []any{"mqtt:need"}, "startup": nil, "boot": nil,
-		"image": "ghcr.io/flowiq-gateway/{arch}-flowiq-gateway", "homeassistant": "2024.11.0",
+		// No prebuilt image until a release publishes one: the Supervisor
+		// builds from the Dockerfile (TestReleaseImageName).
+		"image": nil, "homeassistant": "2025.10.0",
 	}
 	for k, v := range want {
 		if !reflect.DeepEqual(manifest[k], v) {
@@ -380,15 +383,25 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(df, `io.hass.type="addon"`) {
 		t.Error("io.hass.type label missing")
 	}
-	docker := map[string]string{"amd64": "amd64", "aarch64": "arm64"}
-	for _, a := range manifest["arch"].([]any) {
-		stage := "FROM runtime AS runtime-" + docker[a.(string)] + "\nLABEL io.hass.arch=\"" + a.(string) + "\"\n"
-		if !strings.Contains(df, stage) {
-			t.Errorf("no io.hass.arch stage for %s", a)
+	// The architecture label comes from the Supervisor's build argument.
+	if !strings.Contains(df, "ARG BUILD_ARCH=") || !strings.Contains(df, `io.hass.arch="${BUILD_ARCH}"`) {
+		t.Error("io.hass.arch does not follow BUILD_ARCH")
+	}
+	// Nothing only BuildKit understands: the Supervisor may build with the
+	// plain builder, where these fail or silently mean something else.
+	for _, re := range []string{`(?m)^#\s*syntax=`, `\$\{?TARGET(ARCH|PLATFORM|OS|VARIANT)\b`, `\$\{?BUILD(PLATFORM|ARCH_DOCKER)\b`,
+		`(?m)^\s*RUN\s+--`, `(?m)^\s*(COPY|ADD)\s+.*--(link|chmod|parents|exclude)\b`, `(?m)^\s*RUN\s.*<<-?\s*['"]?\w+`} {
+		if m := regexp.MustCompile(re).FindString(df); m != "" {
+			t.Errorf("Dockerfile uses a BuildKit-only feature: %q", m)
 		}
 	}
-	if !strings.HasSuffix(strings.TrimSpace(df), "FROM runtime-${TARGETARCH}") {
-		t.Error("the final stage is not runtime-${TARGETARCH}")
+	// The gateway and the health check agree on the health file.
+	if !strings.Contains(df, "\nENV "+HealthFileEnv+"="+DefaultHealthFile+"\n") {
+		t.Errorf("the image does not set %s=%s", HealthFileEnv, DefaultHealthFile)
+	}
+	// The health check runs the health command with exec form.
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK (--\S+ )*\\?\s*CMD \["/usr/bin/flowiq-gateway", "health"\]`).MatchString(strings.ReplaceAll(df, "\\\n    ", "")) {
+		t.Error("no HEALTHCHECK running flowiq-gateway health")
 	}
 	if !strings.Contains(df, `ENTRYPOINT ["/usr/bin/flowiq-gateway"]`) || !strings.Contains(df, `CMD ["addon"]`) {
 		t.Error("the image does not run flowiq-gateway addon")
@@ -449,6 +462,33 @@ func TestDocsCoverOptions(t *testing.T) {
 		if !strings.Contains(docs, want) {
 			t.Errorf("DOCS.md never mentions %s", want)
 		}
+	}
+	// The defaults DOCS.md states are config.yaml's.
+	_, options := manifestSchemaAndOptions(t)
+	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)`(?: → `([a-z_]+)`)? \\| ([^|]+) \\|")
+	seen := 0
+	table := docs[strings.Index(docs, "\n## Options\n")+1:]
+	table = table[:strings.Index(table, "\n## ")]
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		v, ok := options[m[1]]
+		if g, isGroup := v.(map[string]any); isGroup && m[2] != "" {
+			v, ok = g[m[2]]
+		} else if m[2] != "" {
+			continue // a field of a list (meters)
+		}
+		want := "empty"
+		if ok {
+			if l, isList := v.([]any); !isList || len(l) > 0 {
+				want = "`" + fmt.Sprint(v) + "`"
+			}
+		}
+		if got := strings.TrimSpace(m[3]); got != want {
+			t.Errorf("DOCS.md: %s %s default %s, config.yaml %s", m[1], m[2], got, want)
+		}
+		seen++
+	}
+	if seen < 15 {
+		t.Errorf("DOCS.md's option table has %d rows with defaults", seen)
 	}
 	changelog := readRepoFile(t, "CHANGELOG.md")
 	if !strings.Contains(changelog, "## "+loadYAMLAsJSON(t, manifestPath)["version"].(string)) {

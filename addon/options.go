@@ -26,11 +26,33 @@ type Paths struct {
 	Data    string // persistent state: learned formats, last states
 	Config  string // the add-on's own config folder (map addon_config): meters.toml, KEM files
 	Share   string // /share (map share:ro): an alternative place for a KEM file
+	// Health is where the running gateway keeps its health for the
+	// health command (the image's HEALTHCHECK), $FLOWIQ_HEALTH_FILE; ""
+	// keeps none. In the add-on it lies in /tmp, a tmpfs (config.yaml
+	// tmpfs), so its rewrites cost no flash.
+	Health string
 }
 
 // DefaultPaths are the paths inside the add-on container.
 func DefaultPaths() Paths {
-	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share"}
+	return Paths{Options: "/data/options.json", Data: "/data", Config: "/config", Share: "/share", Health: os.Getenv(HealthFileEnv)}
+}
+
+// HealthFileEnv names the health file; the image sets it (to
+// DefaultHealthFile), so the gateway keeps a health file only where a
+// HEALTHCHECK reads it.
+const HealthFileEnv = "FLOWIQ_HEALTH_FILE"
+
+// DefaultHealthFile is the image's health file, which the health command
+// reads when $FLOWIQ_HEALTH_FILE is not set.
+const DefaultHealthFile = "/tmp/flowiq-gateway-health.json"
+
+// HealthFile is the health file the health command reads by default.
+func HealthFile() string {
+	if f := os.Getenv(HealthFileEnv); f != "" {
+		return f
+	}
+	return DefaultHealthFile
 }
 
 // OptionsSource is meters.Meter.Source for every meter from the options,
@@ -82,7 +104,10 @@ type Options struct {
 	MQTTPassword Secret
 
 	DiscoveryPrefix string
-	LogLevel        slog.Level
+	// StatusTopic is Home Assistant's birth topic; "online" there makes
+	// the gateway announce everything again.
+	StatusTopic string
+	LogLevel    slog.Level
 
 	// KEMFile is the option as written (a name relative to the config folder
 	// or a path in /config or /share); resolve it with KEMPath.
@@ -98,6 +123,7 @@ func Defaults() Options {
 	return Options{
 		Radio:           DefaultRadio(),
 		DiscoveryPrefix: "homeassistant",
+		StatusTopic:     "homeassistant/status",
 		LogLevel:        slog.LevelInfo,
 	}
 }
@@ -111,8 +137,8 @@ func (o Options) Meters() []meters.Meter {
 
 // String describes the options without any secret (keys, passwords).
 func (o Options) String() string {
-	return fmt.Sprintf("%d meter(s), radio %s, discovery prefix %q, log level %s, mqtt_url %q, kem_file %q",
-		len(o.meters), o.Radio, o.DiscoveryPrefix, levelName(o.LogLevel), redactURL(o.MQTTURL), o.KEMFile)
+	return fmt.Sprintf("%d meter(s), radio %s, discovery prefix %q, status topic %q, log level %s, mqtt_url %q, kem_file %q",
+		len(o.meters), o.Radio, o.DiscoveryPrefix, o.StatusTopic, levelName(o.LogLevel), redactURL(o.MQTTURL), o.KEMFile)
 }
 
 // GoString keeps %#v from printing meter keys.
@@ -124,6 +150,7 @@ func (o Options) LogValue() slog.Value {
 		slog.Int("meters", len(o.meters)),
 		slog.String("radio", o.Radio.String()),
 		slog.String("discovery_prefix", o.DiscoveryPrefix),
+		slog.String("status_topic", o.StatusTopic),
 		slog.String("log_level", levelName(o.LogLevel)),
 		slog.String("mqtt_url", redactURL(o.MQTTURL)),
 		slog.String("kem_file", o.KEMFile),
@@ -288,6 +315,13 @@ func parseOptions(data []byte, path string) (Options, []error) {
 			report("discovery_prefix", fmt.Errorf("%w: %w; using %q", ErrBadOption, err, o.DiscoveryPrefix))
 		} else {
 			o.DiscoveryPrefix = s
+		}
+	}
+	if decodeString(top, "status_topic", &s, report) {
+		if err := checkTopicPrefix(s); err != nil {
+			report("status_topic", fmt.Errorf("%w: %w; using %q", ErrBadOption, err, o.StatusTopic))
+		} else {
+			o.StatusTopic = s
 		}
 	}
 	if decodeString(top, "log_level", &s, report) {

@@ -101,6 +101,7 @@ func TestLoadOptionsFull(t *testing.T) {
 		{"MQTTUsername", o.MQTTUsername, "gateway"},
 		{"MQTTPassword", string(o.MQTTPassword), "broker-secret-pw"},
 		{"DiscoveryPrefix", o.DiscoveryPrefix, "ha/discovery"},
+		{"StatusTopic", o.StatusTopic, "ha/status"},
 		{"KEMFile", o.KEMFile, "keys.zip.kem"},
 		{"KEMPassword", string(o.KEMPassword), "TestPass123"},
 	}
@@ -293,6 +294,8 @@ func FuzzLoadOptions(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	f.Add([]byte(`{"radio":{"frequency":"923M","sample_rate":"2.4M","channel":"922.9M","chip_rate":"100k","deviation":"45k"},"status_topic":"ha/status"}`))
+	f.Add([]byte(`{"radio":{"frequency":"868.95M","sample_rate":"1.0M","channel":"869.4M","chip_rate":"300k","deviation":"200k"},"status_topic":"a/#"}`))
 	sentinels := []error{ErrOptionsFile, ErrBadOption, ErrBadMeterID, ErrBadKey, ErrDuplicateID, ErrBrokerURL}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		o, errs := parseOptions(data, "options.json")
@@ -312,8 +315,12 @@ func FuzzLoadOptions(f *testing.F) {
 			}
 			seen[m.ID] = true
 		}
-		if o.Radio.Frequency == "" || o.Radio.SampleRate == "" || len(o.Radio.Modes) == 0 || o.Radio.Gain == "" || o.DiscoveryPrefix == "" {
-			t.Fatalf("a radio setting or the prefix is empty: %v", o)
+		if o.Radio.Frequency == "" || o.Radio.SampleRate == "" || len(o.Radio.Modes) == 0 || o.Radio.Gain == "" || o.DiscoveryPrefix == "" || o.StatusTopic == "" {
+			t.Fatalf("a radio setting, the prefix or the status topic is empty: %v", o)
+		}
+		// Whatever was typed, the radio the options give can run.
+		if err := o.Radio.checkDemod(); err != nil {
+			t.Fatalf("radio %v: %v", o.Radio, err)
 		}
 	})
 }

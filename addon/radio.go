@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/iq"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 )
@@ -22,8 +23,17 @@ type Radio struct {
 	Device string
 	// RTLTCP is the host:port of an rtl_tcp server used instead of a USB
 	// dongle; empty means USB.
-	RTLTCP     string
-	Frequency  string   // tuned centre frequency, e.g. "868.95M"
+	RTLTCP    string
+	Frequency string // tuned centre frequency, e.g. "868.95M"
+	// Channel is the frequency the meters send on; empty: Frequency. Set
+	// apart from it to tune beside a channel (away from the dongle's DC
+	// spike) or to try neighbouring channels of the 915–928 MHz band.
+	Channel string
+	// ChipRate ("100k") and Deviation ("45k") of the meters' FSK; empty:
+	// the demodulator's C1/T1 values (the [radio] section of meters.toml
+	// may still set them).
+	ChipRate   string
+	Deviation  string
 	SampleRate string   // e.g. "1.6M"
 	Modes      []string // "C1", "T1", in that order
 	Gain       string   // "auto" or dB, e.g. "49.6"
@@ -49,25 +59,45 @@ func (r Radio) Input() string {
 }
 
 // Settings returns the radio settings in the form of the [radio] section of
-// meters.toml, which the run command merges with its flags. The frequency
-// option is the meters' channel as well as the tuning: left to its 868.95 MHz
-// default, the channel would fall outside the band captured at 923 MHz.
+// meters.toml, which the run command merges with its flags. Without a
+// channel option the frequency is the meters' channel as well as the
+// tuning: left to its 868.95 MHz default, the channel would fall outside
+// the band captured at 923 MHz.
 func (r Radio) Settings() meters.Radio {
 	ppm := r.PPM
 	return meters.Radio{
-		Input:   r.Input(),
-		Center:  r.Frequency,
-		Channel: r.Frequency,
-		Rate:    r.SampleRate,
-		Gain:    r.Gain,
-		PPM:     &ppm,
-		Modes:   append([]string(nil), r.Modes...),
+		Input:     r.Input(),
+		Center:    r.Frequency,
+		Channel:   r.channel(),
+		ChipRate:  r.ChipRate,
+		Deviation: r.Deviation,
+		Rate:      r.SampleRate,
+		Gain:      r.Gain,
+		PPM:       &ppm,
+		Modes:     append([]string(nil), r.Modes...),
 	}
 }
 
+func (r Radio) channel() string {
+	if r.Channel != "" {
+		return r.Channel
+	}
+	return r.Frequency
+}
+
 func (r Radio) String() string {
-	return fmt.Sprintf("%s at %s, %s S/s, %s, gain %s, %d ppm",
+	s := fmt.Sprintf("%s at %s, %s S/s, %s, gain %s, %d ppm",
 		r.Input(), r.Frequency, r.SampleRate, strings.Join(r.Modes, "+"), r.Gain, r.PPM)
+	if r.Channel != "" {
+		s += ", channel " + r.Channel
+	}
+	if r.ChipRate != "" {
+		s += ", chip rate " + r.ChipRate
+	}
+	if r.Deviation != "" {
+		s += ", deviation " + r.Deviation
+	}
+	return s
 }
 
 // sampleRates are the rates the schema offers (list(...) in config.yaml).
@@ -78,6 +108,14 @@ const (
 	minFrequencyHz = 24e6
 	maxFrequencyHz = 1766e6
 	maxPPM         = 200
+)
+
+// Plausible FSK parameters of a wireless M-Bus meter: S1's 32.768 kchip/s
+// to well above C1/T1's 100 kchip/s, and deviations around their ±45–50 kHz.
+// Outside these a typo (a missing "k") is far more likely than a meter.
+var (
+	chipRateRange  = [2]float64{10e3, 300e3}
+	deviationRange = [2]float64{5e3, 200e3}
 )
 
 // decode reads the radio option. A bad field is reported and keeps its
@@ -123,6 +161,23 @@ func (r *Radio) decode(raw json.RawMessage) []error {
 			r.Frequency = s
 		}
 	}
+	hzField := func(name string, dst *string, lo, hi float64) {
+		if !decodeString(fields, name, &s, report) {
+			return
+		}
+		hz, err := iq.ParseHz(s)
+		switch {
+		case err != nil:
+			bad(name, "%v; using the default", err)
+		case hz < lo || hz > hi:
+			bad(name, "%s is outside %s to %s; using the default", s, hzText(lo), hzText(hi))
+		default:
+			*dst = s
+		}
+	}
+	hzField("channel", &r.Channel, minFrequencyHz, maxFrequencyHz)
+	hzField("chip_rate", &r.ChipRate, chipRateRange[0], chipRateRange[1])
+	hzField("deviation", &r.Deviation, deviationRange[0], deviationRange[1])
 	if decodeString(fields, "sample_rate", &s, report) {
 		if slices.Contains(sampleRates, s) {
 			r.SampleRate = s
@@ -156,7 +211,56 @@ func (r *Radio) decode(raw json.RawMessage) []error {
 			r.PPM = p
 		}
 	}
+	if err := r.checkDemod(); err != nil {
+		errs = append(errs, &OptionError{Option: "radio", Err: fmt.Errorf("%w: channel %s, chip rate %s, deviation %s: %w; using channel = frequency and the default chip rate and deviation",
+			ErrBadOption, r.channel(), orDefault(r.ChipRate), orDefault(r.Deviation), err)})
+		r.Channel, r.ChipRate, r.Deviation = "", "", ""
+	}
 	return errs
+}
+
+// checkDemod asks the demodulator whether it can work with these settings
+// (the channel inside the captured band, enough samples per chip), so a
+// combination that would stop the radio is caught here, named, and
+// replaced, rather than failing the add-on's start.
+func (r Radio) checkDemod() error {
+	if r.Channel == "" && r.ChipRate == "" && r.Deviation == "" {
+		return nil
+	}
+	var c demod.Config
+	for _, f := range []struct {
+		v   string
+		dst *float64
+	}{{r.Frequency, &c.CenterHz}, {r.channel(), &c.ChannelHz}, {r.SampleRate, &c.SampleRate}, {r.ChipRate, &c.ChipRate}, {r.Deviation, &c.DeviationHz}} {
+		if f.v == "" {
+			continue
+		}
+		hz, err := iq.ParseHz(f.v)
+		if err != nil {
+			return err
+		}
+		*f.dst = hz
+	}
+	_, err := demod.New(c)
+	return err
+}
+
+func orDefault(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return s
+}
+
+// hzText writes a frequency limit the way the options take it.
+func hzText(hz float64) string {
+	switch {
+	case hz >= 1e6:
+		return strconv.FormatFloat(hz/1e6, 'f', -1, 64) + "M"
+	case hz >= 1e3:
+		return strconv.FormatFloat(hz/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(hz, 'f', -1, 64)
 }
 
 // parseModes reads "C1", "T1" or "C1,T1" (any order, any case).

@@ -47,11 +47,12 @@ func GatewayConfig(s Site) (Message, error) {
 	dev := s.GatewayDeviceID()
 	cfg := DeviceConfig{
 		Device: Device{
-			Identifiers:  []string{dev},
-			Name:         s.GatewayName,
-			Manufacturer: "flowiq-gateway",
-			Model:        "wM-Bus gateway",
-			SWVersion:    s.SWVersion,
+			Identifiers:      []string{dev},
+			Name:             s.GatewayName,
+			Manufacturer:     "flowiq-gateway",
+			Model:            "wM-Bus gateway",
+			SWVersion:        s.SWVersion,
+			ConfigurationURL: s.ConfigurationURL,
 		},
 		Origin:     s.origin(),
 		Components: make(map[string]Component, len(gatewayEntities)+1),

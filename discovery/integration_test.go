@@ -77,7 +77,7 @@ func TestIntegrationVectors(t *testing.T) {
 		return ok && cfg && accessNumber(t, st.Payload) == last
 	})
 	want := []string{"alarm_burst", "alarm_dry", "alarm_history", "alarm_leak", "alarm_reverse", "ambient_temperature",
-		"info_code", "last_seen", "min_water_temperature", "target", "total"}
+		"info_code", "last_seen", "min_water_temperature", "month_consumption", "reception", "target", "total"}
 	if got := componentKeys(t, snap[meterCfgTopic].Payload); !slices.Equal(got, want) {
 		t.Errorf("entities %q, want %q", got, want)
 	}

@@ -8,6 +8,7 @@ package discovery
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
@@ -26,6 +27,14 @@ type Site struct {
 	GatewayID       string // device identifier and discovery object id
 	GatewayName     string
 	SWVersion       string // empty: not published
+	// StatusTopic is where Home Assistant publishes its birth ("online")
+	// message. It is not derived from the discovery prefix: Home Assistant
+	// keeps "homeassistant/status" whatever prefix it discovers under.
+	StatusTopic string
+	// ConfigurationURL is the devices' link to where they are configured
+	// (the add-on's page, "homeassistant://hassio/addon/<slug>/info");
+	// empty: not published.
+	ConfigurationURL string
 }
 
 // Defaults for an empty Site field.
@@ -34,6 +43,7 @@ const (
 	DefaultBaseTopic       = "flowiq"
 	DefaultGatewayID       = "flowiq_gateway"
 	DefaultGatewayName     = "flowIQ Gateway"
+	DefaultStatusTopic     = "homeassistant/status"
 )
 
 // Availability payloads.
@@ -58,7 +68,11 @@ func (s Site) Normalize() (Site, error) {
 	if s.GatewayName == "" {
 		s.GatewayName = DefaultGatewayName
 	}
-	for _, t := range [...]struct{ what, v string }{{"discovery prefix", s.DiscoveryPrefix}, {"base topic", s.BaseTopic}} {
+	if s.StatusTopic == "" {
+		s.StatusTopic = DefaultStatusTopic
+	}
+	for _, t := range [...]struct{ what, v string }{{"discovery prefix", s.DiscoveryPrefix}, {"base topic", s.BaseTopic},
+		{"status topic", s.StatusTopic}} {
 		if err := checkTopic(t.v); err != nil {
 			return s, fmt.Errorf("%w: %s %q: %w", ErrConfig, t.what, t.v, err)
 		}
@@ -66,7 +80,20 @@ func (s Site) Normalize() (Site, error) {
 	if !validObjectID(s.GatewayID) {
 		return s, fmt.Errorf("%w: gateway ID %q: use only letters, digits, '_' and '-'", ErrConfig, s.GatewayID)
 	}
+	if u := s.ConfigurationURL; u != "" && !hasAnyPrefix(u, "homeassistant://", "http://", "https://") {
+		// Home Assistant rejects the whole device config over a bad link.
+		return s, fmt.Errorf("%w: configuration URL %q: want homeassistant://, http:// or https://", ErrConfig, u)
+	}
 	return s, nil
+}
+
+func hasAnyPrefix(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkTopic(t string) error {
@@ -109,7 +136,7 @@ func (s Site) MeterAvailabilityTopic(id wmbus.ID) string {
 }
 
 // HAStatusTopic is where Home Assistant announces its own birth and death.
-func (s Site) HAStatusTopic() string { return s.DiscoveryPrefix + "/status" }
+func (s Site) HAStatusTopic() string { return s.StatusTopic }
 
 // DeviceConfigTopic is the device-based discovery topic of one device.
 func (s Site) DeviceConfigTopic(objectID string) string {
@@ -149,6 +176,11 @@ type Features struct {
 	InfoCode   bool
 	Radio      bool // signal level known (the reading came from the receiver)
 	Time       bool
+	TargetDate bool
+	// Version is the meter's version byte from the link-layer header,
+	// published as the device's sw_version; every reading carries one.
+	Version    uint8
+	HasVersion bool
 }
 
 // FeaturesOf reads the features off one reading.
@@ -171,19 +203,28 @@ func FeaturesOf(r *kamstrup.Reading) Features {
 	// the reading JSON has level_dbfs only when the radio mode is known.
 	f.Radio = r.Radio.Mode != ""
 	f.Time = !r.Time.IsZero()
+	f.TargetDate = !r.TargetDate.IsZero()
+	f.Version, f.HasVersion = r.Version, true
 	return f
 }
 
-// Union is every feature of f or g.
+// Union is every feature of f or g; the version is g's when it has one
+// (the newer reading's: a firmware change re-announces the device).
 func (f Features) Union(g Features) Features {
-	return Features{
+	u := Features{
 		Quantities: f.Quantities | g.Quantities,
 		Alarms:     f.Alarms | g.Alarms,
 		History:    f.History | g.History,
 		InfoCode:   f.InfoCode || g.InfoCode,
 		Radio:      f.Radio || g.Radio,
 		Time:       f.Time || g.Time,
+		TargetDate: f.TargetDate || g.TargetDate,
+		Version:    f.Version, HasVersion: f.HasVersion,
 	}
+	if g.HasVersion {
+		u.Version, u.HasVersion = g.Version, true
+	}
+	return u
 }
 
 // Covers reports whether f already has every feature of g.
@@ -198,6 +239,9 @@ type Device struct {
 	SerialNumber string   `json:"serial_number,omitempty"`
 	SWVersion    string   `json:"sw_version,omitempty"`
 	ViaDevice    string   `json:"via_device,omitempty"`
+	// ConfigurationURL: Home Assistant shows it as the device page's
+	// "Visit" link; homeassistant:// paths open inside the frontend.
+	ConfigurationURL string `json:"configuration_url,omitempty"`
 }
 
 // Origin is the "o" object.
@@ -313,6 +357,27 @@ func historyTemplate(keys []string) string {
 		"{{ ns.h | join(', ') if ns.h else 'none' }}{% else %}{{ none }}{% endif %}"
 }
 
+// differenceTemplate is a − b rounded to digits decimals, unknown unless
+// both are numbers (absent or null when the meter did not measure).
+func differenceTemplate(a, b string, digits int) string {
+	return "{{ ((value_json." + a + " - value_json." + b + ") | round(" + strconv.Itoa(digits) + ")) if value_json." + a +
+		" is number and value_json." + b + " is number else none }}"
+}
+
+// removedLastSeen is the component key of an entity earlier versions
+// announced and this one removes.
+const removedLastSeen = "last_seen"
+
+// meterVersion is the device's sw_version: the version byte as the
+// reading JSON writes it ("0x1F").
+func meterVersion(f Features) string {
+	if !f.HasVersion {
+		return ""
+	}
+	const hex = "0123456789ABCDEF"
+	return string([]byte{'0', 'x', hex[f.Version>>4], hex[f.Version&15]})
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // meterName is the device name Home Assistant shows.
@@ -351,12 +416,14 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 	model := meterModel(m, decodedModel)
 	cfg := DeviceConfig{
 		Device: Device{
-			Identifiers:  []string{dev},
-			Name:         meterName(m, model),
-			Manufacturer: "Kamstrup",
-			Model:        model,
-			SerialNumber: id,
-			ViaDevice:    s.GatewayDeviceID(),
+			Identifiers:      []string{dev},
+			Name:             meterName(m, model),
+			Manufacturer:     "Kamstrup",
+			Model:            model,
+			SerialNumber:     id,
+			SWVersion:        meterVersion(f),
+			ViaDevice:        s.GatewayDeviceID(),
+			ConfigurationURL: s.ConfigurationURL,
 		},
 		Origin:           s.origin(),
 		Components:       make(map[string]Component, 24),
@@ -389,6 +456,31 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			c.Precision = ptr(rc.precision)
 		}
 		add(key, c)
+	}
+	if f.Quantities&(1<<kamstrup.Total) != 0 && f.Quantities&(1<<kamstrup.Target) != 0 {
+		// The month so far: total minus the volume on the target date. It
+		// falls back to about zero when the meter moves its target date on,
+		// which total_increasing takes as a new cycle: the recorder's sums
+		// stay right across months.
+		rc := classRecipes[kamstrup.Volume]
+		add("month_consumption", Component{
+			Platform:      rc.platform,
+			Name:          "Consumption this month",
+			DeviceClass:   rc.deviceClass,
+			Unit:          rc.unit,
+			StateClass:    "total_increasing",
+			Precision:     ptr(rc.precision),
+			Icon:          "mdi:calendar-month",
+			ValueTemplate: differenceTemplate(kamstrup.Quantities[kamstrup.Total].Key, kamstrup.Quantities[kamstrup.Target].Key, rc.precision),
+		})
+	}
+	if f.TargetDate {
+		add("target_date", Component{
+			Platform:      "sensor",
+			Name:          "Target date",
+			DeviceClass:   "date",
+			ValueTemplate: numberTemplate("target_date"),
+		})
 	}
 	var history []string
 	for a := range kamstrup.NumAlarms {
@@ -438,14 +530,25 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			ValueTemplate:    numberTemplate("level_dbfs"),
 		})
 	}
+	// Whether the meter is heard: the meter's availability topic, which
+	// changes only when it falls silent or comes back. A "last seen"
+	// timestamp would change with every telegram and write a state row
+	// every 16 s per meter into the recorder; the reading's time stays in
+	// the state JSON for templates.
+	add("reception", Component{
+		Platform:       "binary_sensor",
+		Name:           "Reception",
+		DeviceClass:    "connectivity",
+		EntityCategory: "diagnostic",
+		StateTopic:     s.MeterAvailabilityTopic(m.ID),
+		PayloadOn:      Online,
+		PayloadOff:     Offline,
+		Availability:   []Availability{{s.GatewayAvailabilityTopic()}},
+	})
 	if f.Time {
-		add("last_seen", Component{
-			Platform:       "sensor",
-			Name:           "Last seen",
-			DeviceClass:    "timestamp",
-			EntityCategory: "diagnostic",
-			ValueTemplate:  numberTemplate("time"),
-		})
+		// Version 0.1.0 announced a "Last seen" sensor; a component with
+		// only its platform removes it from Home Assistant.
+		cfg.Components[removedLastSeen] = Component{Platform: "sensor"}
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

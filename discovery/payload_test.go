@@ -134,6 +134,7 @@ var haUnits = map[string]struct{ units, stateClasses []string }{
 	"temperature":      {[]string{"°C", "°F", "K"}, []string{"measurement"}},
 	"signal_strength":  {[]string{"dB", "dBm"}, []string{"measurement"}},
 	"timestamp":        {[]string{""}, []string{""}},
+	"date":             {[]string{""}, []string{""}},
 }
 
 // haBinaryClasses are the binary sensor device classes used here.
@@ -141,7 +142,14 @@ var haBinaryClasses = []string{"battery", "connectivity", "moisture", "problem",
 
 // allFeatures is every entity a meter can have.
 var allFeatures = Features{Quantities: 1<<kamstrup.NumQuantities - 1, Alarms: 1<<kamstrup.NumAlarms - 1,
-	History: 1<<kamstrup.NumAlarms - 1, InfoCode: true, Radio: true, Time: true}
+	History: 1<<kamstrup.NumAlarms - 1, InfoCode: true, Radio: true, Time: true, TargetDate: true,
+	Version: 0x1F, HasVersion: true}
+
+// isRemoval reports a component that only removes an earlier entity.
+func isRemoval(c Component) bool {
+	b, err := json.Marshal(c)
+	return err == nil && string(b) == `{"p":"`+c.Platform+`"}`
+}
 
 func decodeConfig(t *testing.T, m Message) DeviceConfig {
 	t.Helper()
@@ -156,11 +164,19 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 	s := testSite(t)
 	meter := decodeConfig(t, must(t)(MeterConfig(s, Meter{ID: 0x74493770}, "flowIQ 2101", allFeatures)))
 	gw := decodeConfig(t, must(t)(GatewayConfig(s)))
-	if n := len(meter.Components); n != int(kamstrup.NumQuantities)+int(kamstrup.NumAlarms)+4 {
+	// quantities, alarms, history, info code, signal, month, target date,
+	// reception, and the removal of last_seen.
+	if n := len(meter.Components); n != int(kamstrup.NumQuantities)+int(kamstrup.NumAlarms)+7 {
 		t.Errorf("meter with every feature has %d entities", n)
 	}
 	for _, cfg := range []DeviceConfig{meter, gw} {
 		for key, c := range cfg.Components {
+			if isRemoval(c) {
+				if key != removedLastSeen {
+					t.Errorf("%s: a removal-only component", key)
+				}
+				continue
+			}
 			switch c.Platform {
 			case "binary_sensor":
 				if !slices.Contains(haBinaryClasses, c.DeviceClass) {
@@ -198,7 +214,9 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 		"ambient_temperature":   {"temperature", "°C", "measurement"},
 		"min_water_temperature": {"temperature", "°C", "measurement"},
 		"rssi":                  {"signal_strength", "dB", "measurement"},
-		"last_seen":             {"timestamp", "", ""},
+		// resets when the target date moves on: a new cycle, not a drop
+		"month_consumption": {"water", "m³", "total_increasing"},
+		"target_date":       {"date", "", ""},
 	}
 	for key, w := range want {
 		c := meter.Components[key]
@@ -212,7 +230,7 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 			t.Errorf("%s = %s/%s, want binary_sensor/%s", a, c.Platform, c.DeviceClass, class)
 		}
 	}
-	for _, k := range []string{"rssi", "last_seen", "info_code", "alarm_history"} {
+	for _, k := range []string{"rssi", "reception", "info_code", "alarm_history"} {
 		if meter.Components[k].EntityCategory != "diagnostic" {
 			t.Errorf("%s is not diagnostic", k)
 		}
@@ -248,7 +266,7 @@ func TestMeterDevice(t *testing.T) {
 		}
 	})
 	want := []string{"alarm_burst", "alarm_dry", "alarm_history", "alarm_leak", "alarm_reverse", "ambient_temperature",
-		"info_code", "last_seen", "min_water_temperature", "target", "total"}
+		"info_code", "last_seen", "min_water_temperature", "month_consumption", "reception", "target", "total"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("entities %q, want %q", keys, want)
 	}
@@ -367,16 +385,30 @@ func FuzzMeterConfig(f *testing.F) {
 		if feats.History != 0 {
 			want++
 		}
-		for _, b := range []bool{feats.InfoCode, radio, withTime} {
+		month := r.Has(kamstrup.Total) && r.Has(kamstrup.Target)
+		for _, b := range []bool{feats.InfoCode, radio, month, true} { // true: reception
 			if b {
 				want++
 			}
 		}
-		if len(c.Components) != want {
-			t.Fatalf("%d entities, want %d", len(c.Components), want)
+		got := 0
+		for k, comp := range c.Components {
+			if isRemoval(comp) {
+				if k != removedLastSeen || !withTime {
+					t.Fatalf("removal of %q", k)
+				}
+				continue
+			}
+			got++
+		}
+		if got != want {
+			t.Fatalf("%d entities, want %d", got, want)
 		}
 		prefix := "kamstrup_" + r.ID.String() + "_"
 		for k, comp := range c.Components {
+			if isRemoval(comp) {
+				continue
+			}
 			if comp.UniqueID != prefix+k || comp.DefaultEntityID != comp.Platform+"."+prefix+k || !validObjectID(k) {
 				t.Fatalf("entity %q ids %q %q", k, comp.UniqueID, comp.DefaultEntityID)
 			}

@@ -169,6 +169,14 @@ func New(cfg Config, log *slog.Logger) (*Publisher, error) {
 	return p, nil
 }
 
+// Connected reports whether the broker connection is up (paho reconnects
+// by itself; this is for health checks).
+func (p *Publisher) Connected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.connected
+}
+
 // Site returns the topics and identity the publisher uses.
 func (p *Publisher) Site() Site { return p.site }
 

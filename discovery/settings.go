@@ -23,7 +23,11 @@ type Config struct {
 	CAFile string
 
 	DiscoveryPrefix string // default "homeassistant"
-	BaseTopic       string // default "flowiq"
+	// StatusTopic is Home Assistant's birth topic, watched for "online" to
+	// announce everything again. Default "homeassistant/status" whatever the
+	// discovery prefix: Home Assistant does not derive one from the other.
+	StatusTopic string
+	BaseTopic   string // default "flowiq"
 	// Retain publishes meter and gateway state retained; nil means true.
 	Retain *bool
 	// MeterTimeout: a meter silent this long is marked unavailable
@@ -33,6 +37,9 @@ type Config struct {
 	GatewayID   string // device identifier; default "flowiq_gateway"
 	GatewayName string // default "flowIQ Gateway"
 	SWVersion   string // published in the origin and gateway device when set
+	// ConfigurationURL links every device to where it is configured (the
+	// add-on's page); empty: no link.
+	ConfigurationURL string
 
 	// ReconnectMax caps the wait between reconnect attempts: 1 s, doubling
 	// up to it, and 1 s again after a good connection. Default 1 minute.
@@ -72,7 +79,8 @@ func (c Config) resolve() (resolved, error) {
 	r := resolved{Config: c, retain: c.Retain == nil || *c.Retain}
 	var err error
 	r.site, err = Site{DiscoveryPrefix: c.DiscoveryPrefix, BaseTopic: c.BaseTopic, GatewayID: c.GatewayID,
-		GatewayName: c.GatewayName, SWVersion: c.SWVersion}.Normalize()
+		GatewayName: c.GatewayName, SWVersion: c.SWVersion, StatusTopic: c.StatusTopic,
+		ConfigurationURL: c.ConfigurationURL}.Normalize()
 	if err != nil {
 		return r, err
 	}

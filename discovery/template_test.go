@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 )
@@ -59,7 +60,11 @@ func TestTemplatesRender(t *testing.T) {
 	}
 	full := radioReading(t)
 	full.Info.Raw |= 0x3 << 10 // leak history "2-3 days"
-	states := map[string]kamstrup.Reading{"vector": rs[0], "null_temp": withNull, "radio": full}
+	dated := rs[0]
+	dated.TargetDate = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	noTarget := rs[0]
+	noTarget.Set(kamstrup.Target, kamstrup.Value{}) // reported, not measured: null
+	states := map[string]kamstrup.Reading{"vector": rs[0], "null_temp": withNull, "radio": full, "dated": dated, "no_target": noTarget}
 	cases := []struct {
 		state, entity, want string
 	}{
@@ -71,7 +76,12 @@ func TestTemplatesRender(t *testing.T) {
 		{"vector", "alarm_leak", "OFF"},
 		{"vector", "alarm_history", "dry 4-7 days"},
 		{"vector", "info_code", "65"},
-		{"vector", "last_seen", "2026-11-21T08:00:00Z"},
+		{"vector", "month_consumption", "0.382"},
+		{"vector", "target_date", "None"}, // compact frames carry no date
+		{"dated", "target_date", "2026-11-01"},
+		{"null_temp", "month_consumption", "0.382"},
+		{"empty", "month_consumption", "None"},
+		{"no_target", "month_consumption", "None"},
 		{"vector", "rssi", "None"}, // no radio data: unknown
 		{"null_temp", "min_water_temperature", "None"},
 		{"null_temp", "ambient_temperature", "27"},

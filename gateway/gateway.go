@@ -149,6 +149,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 	p := g.pipeline()
 	wg.Add(1)
 	go func() { defer wg.Done(); g.housekeeping(ctx, p.Stats()) }()
+	if g.cfg.HealthFile != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); g.healthLoop(ctx, p.Stats()) }()
+	}
 
 	g.log.Info("receiving", "input", inputNames(g.sources), "output", g.outputNames())
 	runErr := p.Run(ctx)

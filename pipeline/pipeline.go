@@ -36,11 +36,16 @@ type Pipeline struct {
 	// RetryMin and RetryMax bound the wait before a failed live source is
 	// reopened (defaults 1 s and 30 s, doubling in between).
 	RetryMin, RetryMax time.Duration
-	parser             wmbus.Parser
-	telegram           wmbus.Telegram
-	counters           counters
-	live               bool // the frame being handled came from a live source
-	stats              Stats
+	// StalledAfter is how many failures in a row, with no good run in
+	// between, make a live source count as stalled (Stats.Stalled): its
+	// reopening keeps failing and only a restart may help. Default 3.
+	StalledAfter int
+
+	parser   wmbus.Parser
+	telegram wmbus.Telegram
+	counters counters
+	live     bool // the frame being handled came from a live source
+	stats    Stats
 }
 
 // Stats counts what the pipeline saw; safe to read from other goroutines.
@@ -51,7 +56,11 @@ type Stats struct {
 	Reopens  atomic.Int64 // times a live source was reopened
 	LastUnix atomic.Int64 // time of the last frame, Unix seconds
 	Failing  atomic.Int32 // sources failed and waiting to be reopened
-	LastErr  atomic.Pointer[string]
+	// Stalled counts live sources whose reopening keeps failing
+	// (Pipeline.StalledAfter failures in a row); one leaves the count when
+	// it delivers a frame or runs for a while.
+	Stalled atomic.Int32
+	LastErr atomic.Pointer[string]
 }
 
 // Healthy reports whether every source is delivering.
@@ -117,15 +126,39 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) e
 		case <-ctx.Done():
 		}
 	}
+	// A run counts as good once it delivers a frame or lasts as long as
+	// the backoff takes to start afresh; only then does a failure streak end.
+	goodRun := 2 * maxWait
+	stalledAfter := int32(p.StalledAfter)
+	if stalledAfter <= 0 {
+		stalledAfter = 3
+	}
+	var fails atomic.Int32 // failures in a row
+	var stalled atomic.Bool
+	recovered := func() {
+		fails.Store(0)
+		if stalled.CompareAndSwap(true, false) {
+			p.stats.Stalled.Add(-1)
+		}
+	}
+	defer recovered()
 	h := Handler{
 		// The frame's bytes may be reused by the source once it returns.
-		Frame: func(f Frame) { f.Data = bytes.Clone(f.Data); send(item{f: f, live: src.Live()}) },
-		Skip:  func(err error) { send(item{skip: err}) },
+		Frame: func(f Frame) {
+			if stalled.Load() {
+				recovered()
+			}
+			f.Data = bytes.Clone(f.Data)
+			send(item{f: f, live: src.Live()})
+		},
+		Skip: func(err error) { send(item{skip: err}) },
 	}
 	wait := minWait
 	for {
 		started := time.Now()
+		good := time.AfterFunc(goodRun, recovered)
 		err := src.Run(ctx, h)
+		good.Stop()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -138,6 +171,10 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) e
 		msg := src.Name() + ": " + err.Error()
 		p.stats.LastErr.Store(&msg)
 		p.stats.Failing.Add(1)
+		if fails.Add(1) >= stalledAfter && stalled.CompareAndSwap(false, true) {
+			p.stats.Stalled.Add(1)
+			log.Error("input keeps failing after reopening", "input", src.Name(), "failures_in_a_row", fails.Load())
+		}
 		if time.Since(started) > 2*maxWait {
 			wait = minWait // it ran well for a while: start backing off afresh
 		}

@@ -44,6 +44,9 @@ type Config struct {
 	MQTT *discovery.Config
 	// StateDir keeps learned formats and last readings; "" = none.
 	StateDir string
+	// HealthFile is where the running gateway keeps its health for the
+	// health command (Docker HEALTHCHECK); "" = none.
+	HealthFile string
 	// LogFrames logs every frame heard (debug level).
 	LogFrames bool
 	Version   string
@@ -200,6 +203,7 @@ func resolveMQTT(version string, layers []Layer) *discovery.Config {
 		ClientID:        s(func(m *meters.MQTT) string { return m.ClientID }),
 		CAFile:          s(func(m *meters.MQTT) string { return m.CAFile }),
 		DiscoveryPrefix: s(func(m *meters.MQTT) string { return m.DiscoveryPrefix }),
+		StatusTopic:     s(func(m *meters.MQTT) string { return m.StatusTopic }),
 		BaseTopic:       s(func(m *meters.MQTT) string { return m.BaseTopic }),
 		SWVersion:       version,
 	}

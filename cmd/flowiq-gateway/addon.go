@@ -30,6 +30,7 @@ func runAddon(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&paths.Data, "data", paths.Data, "persistent `directory`: learned compact-frame formats and each meter's last reading go to its state/ folder")
 	fs.StringVar(&paths.Config, "config-dir", paths.Config, "the add-on's config `directory`: "+addon.MeterListName+" and KEM files")
 	fs.StringVar(&paths.Share, "share", paths.Share, "the shared `directory` a kem_file may also be in")
+	fs.StringVar(&paths.Health, "health-file", paths.Health, "`file` where the gateway keeps its health for the health command (default $"+addon.HealthFileEnv+"; empty: none)")
 	var rf radioFlags
 	rf.register(fs)
 	mqttURL := fs.String("mqtt", "", "MQTT broker `URL`, instead of mqtt_url and the Supervisor's broker (the options' mqtt_username and mqtt_password apply)")

@@ -33,6 +33,7 @@ func (f *mqttFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.m.CAFile, "mqtt-ca", "", "PEM `file` of the CA that signed the broker's certificate (ssl://, tls://, wss://)")
 	fs.StringVar(&f.m.ClientID, "mqtt-client-id", "", "MQTT client ID (default flowiq-flowiq_gateway)")
 	fs.StringVar(&f.m.DiscoveryPrefix, "discovery-prefix", "", "Home Assistant discovery prefix (default homeassistant)")
+	fs.StringVar(&f.m.StatusTopic, "status-topic", "", "Home Assistant's birth `topic`, whose \"online\" re-announces everything (default homeassistant/status, whatever the discovery prefix)")
 	fs.StringVar(&f.m.BaseTopic, "base-topic", "", "base topic for state (default flowiq)")
 }
 
@@ -47,6 +48,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	metersPath := fs.String("meters", "", "meter list `file` (TOML): meters, keys, and optional [radio] and [mqtt] settings; reloaded when it changes")
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	healthFile := fs.String("health-file", "", "`file` where the gateway keeps its health for the health command (a container HEALTHCHECK)")
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
@@ -70,7 +72,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.MetersPath, cfg.StateDir = *metersPath, *stateDir
+	cfg.MetersPath, cfg.StateDir, cfg.HealthFile = *metersPath, *stateDir, *healthFile
 	cfg.LogFrames = log.Enabled(ctx, slog.LevelDebug)
 	return runGateway(ctx, e, log, cfg)
 }

@@ -43,6 +43,7 @@ type MQTT struct {
 	ClientID        string
 	CAFile          string
 	DiscoveryPrefix string
+	StatusTopic     string // Home Assistant's birth topic
 	BaseTopic       string
 	Retain          *bool
 	MeterTimeout    time.Duration // 0: not set
@@ -139,7 +140,7 @@ var (
 	topFields   = []string{"radio", "mqtt", "meter"}
 	meterFields = []string{"id", "name", "key", "model", "enabled"}
 	radioFields = []string{"input", "format", "center", "channel", "rate", "gain", "ppm", "modes", "chip_rate", "deviation"}
-	mqttFields  = []string{"url", "username", "password", "client_id", "ca_file", "discovery_prefix", "base_topic", "retain", "meter_timeout"}
+	mqttFields  = []string{"url", "username", "password", "client_id", "ca_file", "discovery_prefix", "status_topic", "base_topic", "retain", "meter_timeout"}
 )
 
 // Parse parses a meter list. name is the file's name for messages
@@ -331,7 +332,7 @@ func (p *parser) mqtt(t map[string]any) {
 	sec := []string{"mqtt"}
 	str := map[string]*string{"url": &p.m.URL, "username": &p.m.Username, "password": &p.m.Password,
 		"client_id": &p.m.ClientID, "ca_file": &p.m.CAFile, "discovery_prefix": &p.m.DiscoveryPrefix,
-		"base_topic": &p.m.BaseTopic}
+		"status_topic": &p.m.StatusTopic, "base_topic": &p.m.BaseTopic}
 	for _, k := range sortedKeys(t) {
 		v, line := t[k], p.lay.keyLine(sec, k)
 		if dst, ok := str[k]; ok {
