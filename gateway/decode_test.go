@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/cputime"
 	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
@@ -79,10 +80,14 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	var out, errs bytes.Buffer
 	out.Grow(b.N * 400)
 	b.ResetTimer()
+	cpu := cputime.Seconds()
 	res, err := Decode(context.Background(), nil, strings.NewReader(in.String()), DecodeOptions{
 		JSON: true, Stdout: &out, Stderr: &errs})
 	if err != nil || res.Failed > 0 {
 		b.Fatal(err, errs.String())
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "telegrams/s")
+	if cpu := cputime.Seconds() - cpu; cpu > 0 {
+		b.ReportMetric(float64(b.N)/cpu, "telegrams/cpu-s")
+	}
 }

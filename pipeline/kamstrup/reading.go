@@ -244,7 +244,7 @@ func (r Reading) MarshalJSON() ([]byte, error) { return r.AppendJSON(make([]byte
 // ParseReading reads it back.
 func (r *Reading) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":"`...)
-	b = append(b, r.ID.String()...)
+	b = r.ID.Append(b)
 	b = append(b, `","manufacturer":"`...)
 	b = append(b, r.Manufacturer.String()...)
 	b = append(b, `","model":`...)

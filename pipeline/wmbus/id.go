@@ -1,6 +1,5 @@
 package wmbus
 
-import "fmt"
 
 // ID is a meter's address as sent: four BCD bytes read little-endian, so the
 // printed ID 74493770 is the value 0x74493770. Keeping the raw BCD means a
@@ -8,7 +7,17 @@ import "fmt"
 type ID uint32
 
 // String prints the ID the way it is written on the meter: eight digits.
-func (id ID) String() string { return fmt.Sprintf("%08X", uint32(id)) }
+func (id ID) String() string { return string(id.Append(make([]byte, 0, 8))) }
+
+// Append appends the ID's eight digits (hex digits of the raw BCD, so a
+// malformed address still prints faithfully).
+func (id ID) Append(b []byte) []byte {
+	const digits = "0123456789ABCDEF"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, digits[uint32(id)>>uint(shift)&15])
+	}
+	return b
+}
 
 // Manufacturer is the 2-byte manufacturer field (little-endian on the air).
 type Manufacturer uint16
