@@ -1,6 +1,5 @@
 package wmbus
 
-
 // ID is a meter's address as sent: four BCD bytes read little-endian, so the
 // printed ID 74493770 is the value 0x74493770. Keeping the raw BCD means a
 // malformed (non-decimal) address still has a faithful printed form.
