@@ -149,6 +149,7 @@ type Features struct {
 	InfoCode   bool
 	Radio      bool // signal level known (the reading came from the receiver)
 	Time       bool
+	Reception  bool // reception quality known (reception.go)
 }
 
 // FeaturesOf reads the features off one reading.
@@ -183,6 +184,7 @@ func (f Features) Union(g Features) Features {
 		InfoCode:   f.InfoCode || g.InfoCode,
 		Radio:      f.Radio || g.Radio,
 		Time:       f.Time || g.Time,
+		Reception:  f.Reception || g.Reception,
 	}
 }
 
@@ -446,6 +448,9 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			EntityCategory: "diagnostic",
 			ValueTemplate:  numberTemplate("time"),
 		})
+	}
+	if f.Reception {
+		add("reception", receptionComponent(s, m.ID))
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

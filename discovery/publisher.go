@@ -66,6 +66,7 @@ type Publisher struct {
 	// leftover: meters this gateway announced earlier (retained configs
 	// found on the broker), checked against the meter list.
 	leftover map[wmbus.ID]bool
+	rx       map[wmbus.ID]*receptionState // reception quality (reception.go)
 
 	// Owned by the Run goroutine.
 	meters                                 map[wmbus.ID]*meterState
@@ -513,6 +514,7 @@ func (p *Publisher) flush(now time.Time) {
 		for _, m := range p.meters {
 			m.discDirty, m.stateDirty, m.availDirty = m.feats != (Features{}), m.state != nil, m.avail != ""
 		}
+		p.resyncReception()
 	}
 	if !connected {
 		return
@@ -638,6 +640,7 @@ func (p *Publisher) send() {
 		p.gwStateSent = true
 		add(Message{Topic: p.site.GatewayStateTopic(), Payload: p.gwState, Retain: p.cfg.retain}, func() { p.gwStateSent = false })
 	}
+	p.sendReception(add)
 	for id := range p.removals {
 		delete(p.removals, id)
 		fail := func() { p.removals[id] = true }

@@ -40,6 +40,7 @@ type Gateway struct {
 
 	watcher *meters.Watcher
 	current func() *meters.Snapshot
+	status  *Status // the status page's model; nil without --web
 }
 
 // How often health goes out and state is saved.
@@ -77,6 +78,11 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 		g.outputs = append(g.outputs, mqttOutput{p})
 	} else {
 		g.outputs = append(g.outputs, newJSONLines(o.Stdout, g.log))
+	}
+	if cfg.Web != "" {
+		if err := g.addStatusPage(); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -321,6 +327,7 @@ func (g *Gateway) report(s *pipeline.Stats) {
 			r.SetHealth(h)
 		}
 	})
+	g.reportReception()
 }
 
 // drainTimeout bounds how long a finished recording waits for the broker.

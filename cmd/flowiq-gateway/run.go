@@ -47,6 +47,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	metersPath := fs.String("meters", "", "meter list `file` (TOML): meters, keys, and optional [radio] and [mqtt] settings; reloaded when it changes")
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	webAddr := fs.String("web", "", "serve the status page at `ADDR` (PORT or HOST:PORT; a bare port listens on loopback only); default: no page")
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.MetersPath, cfg.StateDir = *metersPath, *stateDir
+	cfg.MetersPath, cfg.StateDir, cfg.Web = *metersPath, *stateDir, *webAddr
 	cfg.LogFrames = log.Enabled(ctx, slog.LevelDebug)
 	return runGateway(ctx, e, log, cfg)
 }
