@@ -174,6 +174,7 @@ type problemKey struct {
 
 type problem struct {
 	key   problemKey
+	kind  string
 	hasID bool
 	first time.Time
 	last  time.Time
@@ -513,7 +514,7 @@ func (s *Status) Problem(err error) {
 	now := s.now()
 	key := problemKey{id, kind}
 	if !hasID {
-		key.id = 0
+		key = problemKey{0, kind + ": " + err.Error()} // without a meter, each text its own
 	}
 	if i, ok := s.pindex[key]; ok {
 		p := &s.problems[i]
@@ -526,7 +527,7 @@ func (s *Status) Problem(err error) {
 	if old := &s.problems[i]; old.count > 0 {
 		delete(s.pindex, old.key)
 	}
-	s.problems[i] = problem{key: key, hasID: hasID, first: now, last: now, count: 1, text: err.Error()}
+	s.problems[i] = problem{key: key, kind: kind, hasID: hasID, first: now, last: now, count: 1, text: err.Error()}
 	s.pindex[key] = i
 	s.pnext = (i + 1) % MaxProblems
 	s.pcount = min(s.pcount+1, MaxProblems)
@@ -691,7 +692,7 @@ func (s *Status) Snapshot() StatusDoc {
 	}
 	for i := range s.pcount {
 		p := &s.problems[(s.pnext-1-i+2*MaxProblems)%MaxProblems]
-		pd := ProblemDoc{Time: p.last.UTC(), First: p.first.UTC(), Kind: p.key.kind, Text: p.text, Count: p.count}
+		pd := ProblemDoc{Time: p.last.UTC(), First: p.first.UTC(), Kind: p.kind, Text: p.text, Count: p.count}
 		if p.hasID {
 			pd.Meter = p.key.id.String()
 		}

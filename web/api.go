@@ -2,7 +2,6 @@ package web
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -98,7 +97,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// AddMeter is the body of POST api/meters.
+// AddMeter is the body of POST api/meters. Key is 32 hex digits (spaces
+// allowed), or empty for a meter that sends in plain text.
 type AddMeter struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
@@ -157,11 +157,12 @@ func validate(in AddMeter) (meters.Meter, map[string]string) {
 	if m.ID, err = wmbus.ParseID(in.ID); err != nil {
 		errs["id"] = "the meter ID " + err.Error()
 	}
-	if m.Key, err = wmbus.ParseKey(in.Key); err != nil {
+	// No key: a meter that sends in plain text (an encrypted one then
+	// shows "no key" on the page).
+	if strings.Trim(in.Key, " \t") == "" {
+		m.HasKey = false
+	} else if m.Key, err = wmbus.ParseKey(in.Key); err != nil {
 		errs["key"] = "the key " + err.Error()
-		if errors.Is(err, wmbus.ErrBadKey) && strings.TrimSpace(in.Key) == "" {
-			errs["key"] = "the key is missing: 32 hex digits from your water utility or the meter's KEM file"
-		}
 	}
 	switch {
 	case utf8.RuneCountInString(m.Name) > maxName:

@@ -221,7 +221,7 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 // clearField empties an input, as a user selecting all and deleting.
 func clearField(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`(() => { document.querySelector(` + strconv.Quote(sel) + `).value = ""; return true; })()`)(ctx, tg)
+		_, err := chromedp.Evaluate[bool](`(() => { document.querySelector(`+strconv.Quote(sel)+`).value = ""; return true; })()`)(ctx, tg)
 		return err
 	})
 }
@@ -230,7 +230,7 @@ func clearField(sel string) chromedp.Action[chromedp.Void] {
 // rebuilt on every update, so a node found a moment earlier may be gone.
 func click(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		ok, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector(` + strconv.Quote(sel) + `); if (!e) return false; e.click(); return true; })()`)(ctx, tg)
+		ok, err := chromedp.Evaluate[bool](`(() => { const e = document.querySelector(`+strconv.Quote(sel)+`); if (!e) return false; e.click(); return true; })()`)(ctx, tg)
 		if err == nil && !ok {
 			html, _ := chromedp.Evaluate[string](`document.querySelector("main").outerHTML`)(ctx, tg)
 			err = fmt.Errorf("no %s in the page:\n%s", sel, html)

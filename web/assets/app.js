@@ -25,6 +25,7 @@ function ago(t) {
   return Math.round(s / 86400) + " d ago";
 }
 const num = (v, d) => (v == null ? "—" : Number(v).toFixed(d));
+const pct = (v) => (v == null ? "—" : (Math.round(v * 10) / 10) + " %");
 const db = (v) => (v == null ? "—" : v.toFixed(1) + " dB");
 
 // Tabs; the location hash keeps the tab across reloads.
@@ -75,9 +76,10 @@ function renderMine(ms) {
     if (m.level_dbfs != null) row("Signal", m.level_dbfs.toFixed(1) + " dBFS, SNR " + db(m.snr_db));
     else if (m.device_level != null) row("Signal", "level " + m.device_level);
     if (m.reception_1h_pct != null) {
-      const q = el("span", {}, m.reception_1h_pct + " % (1 h) · " + num(m.reception_24h_pct, 1) + " % (24 h)",
-        el("div", { class: "bar" }, el("span", { style: "width:" + Math.min(100, m.reception_1h_pct) + "%" })));
-      q.className = "reception";
+      const q1 = m.reception_1h_pct, fill = el("span");
+      fill.style.width = Math.min(100, q1) + "%"; // CSSOM: the CSP forbids style attributes
+      const q = el("span", { class: "reception" }, pct(q1) + " (1 h) · " + pct(m.reception_24h_pct) + " (24 h)",
+        el("div", { class: "bar " + (q1 >= 80 ? "" : q1 >= 50 ? "mid" : "low") }, fill));
       row("Reception", q);
     }
     if (m.interval_s != null) row("Sends every", m.interval_s + " s");
@@ -112,7 +114,7 @@ function renderNearby(ns) {
     let action = null;
     if (n.in_list) action = el("span", { class: "sub", text: "in my list" });
     else if (n.kamstrup) {
-      action = el("button", { type: "button", "data-add": n.id, text: "Add" });
+      action = el("button", { type: "button", "data-add": n.id, "data-encrypted": String(n.encrypted !== false), text: "Add" });
     }
     const lvl = n.level_dbfs != null ? n.level_dbfs.toFixed(1) + " dBFS" : (n.device_level != null ? String(n.device_level) : "—");
     return el("tr", { class: n.in_list ? "mine" : "", "data-id": n.id },
@@ -146,6 +148,8 @@ document.querySelector("#nearby-table tbody").addEventListener("click", (ev) => 
   if (!b) return;
   const f = $("add-form");
   $("add-id").value = b.dataset.add;
+  f.dataset.encrypted = b.dataset.encrypted;
+  $("add-key").placeholder = b.dataset.encrypted === "false" ? "none needed: this meter sends in plain text" : "32 hex digits from your utility or KEM file";
   $("add-id-text").textContent = b.dataset.add;
   for (const e of f.querySelectorAll(".field-error")) e.textContent = "";
   $("add-done").hidden = true;
@@ -159,7 +163,8 @@ $("add-form").addEventListener("submit", async (ev) => {
   for (const e of f.querySelectorAll(".field-error")) e.textContent = "";
   const key = $("add-key").value;
   const local = key.replace(/[ \t]/g, "");
-  if (!/^[0-9A-Fa-f]{32}$/.test(local)) {
+  const plain = f.dataset.encrypted === "false";
+  if (!(plain && local === "") && !/^[0-9A-Fa-f]{32}$/.test(local)) {
     $("err-key").textContent = "The key must be 32 hex digits (0-9, A-F); found " + local.length + " characters.";
     return;
   }
@@ -228,8 +233,8 @@ function plot(points, opts) {
   const tl = (x, anchor) => { const t = svg("text", { x: X(x), y: H - 4, "text-anchor": anchor }); t.textContent = new Date(x * 1000).toLocaleString([], { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); s.append(t); };
   tl(x0, "start"); tl(x1, "end");
   opts.series.forEach((i, n) => {
-    if (opts.dots) for (const p of points) s.append(svg("circle", { class: n ? "snr" : "dot", cx: X(p[0]), cy: Y(p[i]), r: 2 }));
-    else s.append(svg("polyline", { class: "line", points: points.map((p) => X(p[0]) + "," + Y(p[i])).join(" ") }));
+    if (!opts.dots) s.append(svg("polyline", { class: "line", points: points.map((p) => X(p[0]) + "," + Y(p[i])).join(" ") }));
+    if (opts.dots || points.length < 60) for (const p of points) s.append(svg("circle", { class: n ? "snr" : "dot", cx: X(p[0]), cy: Y(p[i]), r: opts.dots ? 2 : 3 }));
   });
   return s;
 }
