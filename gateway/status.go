@@ -84,23 +84,24 @@ type Status struct {
 	charts  *chartStore
 	changes atomic.Uint64
 
-	mu       sync.Mutex
-	list     *meters.Snapshot
-	listPath string
-	mine     map[wmbus.ID]*myMeter
-	near     map[wmbus.ID]*nearMeter
-	lru      nearMeter // sentinel of the recency list: lru.next is the newest
-	problems [MaxProblems]problem
-	pnext    int // next problem slot
-	pcount   int
-	pindex   map[problemKey]int
-	modes    [maxModes]modeCount
-	crc      uint64
-	frames   uint64 // frames heard, readings produced (Health lags by up to 30 s)
-	readings uint64
-	health   Health
-	started  time.Time
-	plain    []byte // reused CRC-less copy of a frame
+	mu        sync.Mutex
+	list      *meters.Snapshot
+	listPath  string
+	mine      map[wmbus.ID]*myMeter
+	near      map[wmbus.ID]*nearMeter
+	lru       nearMeter // sentinel of the recency list: lru.next is the newest
+	problems  [MaxProblems]problem
+	pnext     int // next problem slot
+	pcount    int
+	pindex    map[problemKey]int
+	modes     [maxModes]modeCount
+	crc       uint64
+	frames    uint64 // frames heard, readings produced (Health lags by up to 30 s)
+	readings  uint64
+	lastFrame time.Time
+	health    Health
+	started   time.Time
+	plain     []byte // reused CRC-less copy of a frame
 }
 
 // StatusOptions configure a Status.
@@ -245,6 +246,7 @@ func (s *Status) Frame(f pipeline.Frame, t *wmbus.Telegram, err error) {
 	defer s.mu.Unlock()
 	s.countMode(f.Radio.Mode, f.Time)
 	s.frames++
+	s.lastFrame = f.Time
 	var id wmbus.ID
 	var acc uint8
 	hasAcc := false
@@ -807,16 +809,16 @@ func (s *Status) radioDoc(now time.Time) RadioDoc {
 			d.Demodulator = &rep
 		}
 	}
-	if !h.LastFrame.IsZero() {
-		t := h.LastFrame.UTC()
+	if !s.lastFrame.IsZero() {
+		t := s.lastFrame.UTC()
 		d.LastFrame = &t
 	}
 	switch {
 	case strings.HasPrefix(h.Source, "input failed"):
 		d.State, d.StateDetail = "reconnecting", h.Source
-	case live && !h.LastFrame.IsZero() && now.Sub(h.LastFrame) > radioStallAfter:
+	case live && !s.lastFrame.IsZero() && now.Sub(s.lastFrame) > radioStallAfter:
 		d.State = "stalled"
-	case live && h.LastFrame.IsZero() && now.Sub(s.started) > radioStallAfter:
+	case live && s.lastFrame.IsZero() && now.Sub(s.started) > radioStallAfter:
 		d.State = "stalled"
 	default:
 		d.State = "receiving"

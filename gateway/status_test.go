@@ -494,3 +494,37 @@ func BenchmarkStatusMemory(b *testing.B) {
 		runtime.KeepAlive(s)
 	}
 }
+
+func TestStatusRadioState(t *testing.T) {
+	live := &pipeline.HexSource{Spec: "tcp://127.0.0.1:1"}
+	file := &pipeline.HexSource{Spec: "frames.txt"}
+	tests := []struct {
+		name   string
+		src    pipeline.Source
+		frame  bool          // a frame was heard at t0
+		after  time.Duration // now - t0
+		health string
+		want   string
+	}{
+		{"hearing", live, true, time.Minute, "ok", "receiving"},
+		{"quiet for 6 minutes", live, true, 6 * time.Minute, "ok", "stalled"},
+		{"nothing since the start", live, false, 6 * time.Minute, "ok", "stalled"},
+		{"a file that ended", file, true, time.Hour, "ok", "receiving"},
+		{"input failed", live, true, time.Second, "input failed: tcp://127.0.0.1:1: connection refused", "reconnecting"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clock{now: t0}
+			s, _ := NewStatus(StatusOptions{Now: c.Now, Sources: []pipeline.Source{tc.src}})
+			if tc.frame {
+				s.Frame(pipeline.Frame{Data: mustHex(t, vectorFrame(t, "wmbusmeters-1")), Time: t0, Radio: wmbus.Radio{Mode: "C1"}}, nil, wmbus.ErrShort)
+			}
+			s.SetHealth(Health{Source: tc.health})
+			c.now = t0.Add(tc.after)
+			r := s.Snapshot().Radio
+			if r.State != tc.want || r.Inputs[0] != tc.src.Name() {
+				t.Errorf("state %q (%s), want %q", r.State, r.StateDetail, tc.want)
+			}
+		})
+	}
+}

@@ -487,6 +487,8 @@ func screenshots(t *testing.T, ctx context.Context) {
 	shoot("web-status.png")
 	do(t, ctx, click(`button[data-tab="nearby"]`))
 	shoot("web-nearby.png")
+	do(t, ctx, click(`button[data-tab="radio"]`))
+	shoot("web-radio.png")
 	do(t, ctx, click(`button[data-tab="charts"]`))
 	waitJS(t, ctx, "the charts", `document.querySelectorAll("#charts-body svg.chart").length >= 4`)
 	shoot("web-charts.png")

@@ -201,7 +201,7 @@ function renderRadio(r) {
   const counts = el("dl", { class: "kv" });
   const crow = (k, v) => { if (v != null) counts.append(el("dt", { text: k }), el("dd", { text: String(v) })); };
   for (const [m, v] of Object.entries(r.frames_per_minute)) crow("Frames/min " + m, v);
-  crow("Frames", r.frames); crow("Readings", r.readings); crow("No reading", r.failed);
+  crow("Frames", r.frames); crow("Readings", r.readings);
   crow("CRC failures", r.crc_failures);
   const d = r.demodulator || {};
   crow("Sync words", d.sync_words); crow("Corrected frames", d.corrected_frames); crow("Corrected bits", d.corrected_bits);
