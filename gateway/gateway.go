@@ -142,6 +142,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	p := g.pipeline()
+	if g.status != nil {
+		g.status.SetPipelineStats(p.Stats())
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); g.housekeeping(ctx, p.Stats()) }()
 

@@ -99,6 +99,7 @@ type Status struct {
 	frames    uint64 // frames heard, readings produced (Health lags by up to 30 s)
 	readings  uint64
 	lastFrame time.Time
+	pstats    *pipeline.Stats // live counters of the running pipeline
 	health    Health
 	started   time.Time
 	plain     []byte // reused CRC-less copy of a frame
@@ -221,6 +222,14 @@ func (s *Status) SetMeters(l *meters.Snapshot) {
 	}
 	s.charts.keepOnly(keep)
 	s.changes.Add(1)
+}
+
+// SetPipelineStats hands over the running pipeline's live counters
+// (reopens, failing inputs and their last error).
+func (s *Status) SetPipelineStats(p *pipeline.Stats) {
+	s.mu.Lock()
+	s.pstats = p
+	s.mu.Unlock()
 }
 
 // SetHealth implements the health part of an Output.
@@ -650,6 +659,7 @@ type RadioDoc struct {
 	LastFrame       *time.Time         `json:"last_frame,omitempty"`
 	FramesPerMinute map[string]float64 `json:"frames_per_minute"`
 	CRCFailures     uint64             `json:"crc_failures"`
+	Reopens         uint64             `json:"reopens"` // live inputs reopened after a failure
 	Demodulator     *RadioReport       `json:"demodulator,omitempty"`
 	UptimeS         int64              `json:"uptime_s"`
 }
@@ -813,9 +823,19 @@ func (s *Status) radioDoc(now time.Time) RadioDoc {
 		t := s.lastFrame.UTC()
 		d.LastFrame = &t
 	}
+	failing, detail := strings.HasPrefix(h.Source, "input failed"), h.Source
+	if p := s.pstats; p != nil {
+		d.Reopens = uint64(p.Reopens.Load())
+		if failing = !p.Healthy(); failing {
+			detail = "input failed"
+			if e := p.LastErr.Load(); e != nil {
+				detail += ": " + *e
+			}
+		}
+	}
 	switch {
-	case strings.HasPrefix(h.Source, "input failed"):
-		d.State, d.StateDetail = "reconnecting", h.Source
+	case failing:
+		d.State, d.StateDetail = "reconnecting", detail
 	case live && !s.lastFrame.IsZero() && now.Sub(s.lastFrame) > radioStallAfter:
 		d.State = "stalled"
 	case live && s.lastFrame.IsZero() && now.Sub(s.started) > radioStallAfter:

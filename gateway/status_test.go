@@ -528,3 +528,41 @@ func TestStatusRadioState(t *testing.T) {
 		})
 	}
 }
+
+// demodSource is a source whose demodulator reports its counters and a
+// spectrum, as a radio source can (RadioReport).
+type demodSource struct{ pipeline.HexSource }
+
+func (demodSource) RadioReport() RadioReport {
+	n, floor := int64(3), -92.5
+	return RadioReport{Corrected: &n, NoiseFloorDBFS: &floor, Spectrum: &Spectrum{StartHz: 868.5e6, StepHz: 25e3, DBFS: []float32{-90, -60, -91}}}
+}
+
+func TestStatusRadioReport(t *testing.T) {
+	var p pipeline.Stats
+	p.Reopens.Add(2)
+	p.Failing.Add(1)
+	msg := "rtltcp://pi:1234: connection refused"
+	p.LastErr.Store(&msg)
+	s, _ := NewStatus(StatusOptions{Sources: []pipeline.Source{&demodSource{}}})
+	s.SetPipelineStats(&p)
+	b, err := s.AppendStatus(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Radio struct {
+			Demodulator map[string]any
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Snapshot().Radio
+	if r.State != "reconnecting" || r.StateDetail != "input failed: "+msg || r.Reopens != 2 {
+		t.Errorf("radio %+v", r)
+	}
+	if dm := d.Radio.Demodulator; dm["corrected_frames"] != 3.0 || dm["noise_floor_dbfs"] != -92.5 || dm["spectrum"] == nil {
+		t.Errorf("demodulator %s", b)
+	}
+}

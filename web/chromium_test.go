@@ -281,7 +281,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		m := myMeter(d, "74493770")
 		return m != nil && m.Telegrams == 6 && m.LevelDBFS != nil
 	})
-	do(t, ctx, chromedp.Navigate(gw.base))
+	do(t, ctx, navigate(gw.base))
 	waitJS(t, ctx, "the live connection", `document.getElementById("live").textContent === "live"`)
 	waitJS(t, ctx, "meter 74493770", `!!document.querySelector('article[data-meter="74493770"]')`)
 
@@ -503,3 +503,5 @@ func screenshots(t *testing.T, ctx context.Context) {
 		}
 	}
 }
+
+func navigate(url string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(url) }

@@ -203,6 +203,7 @@ function renderRadio(r) {
   for (const [m, v] of Object.entries(r.frames_per_minute)) crow("Frames/min " + m, v);
   crow("Frames", r.frames); crow("Readings", r.readings);
   crow("CRC failures", r.crc_failures);
+  if (r.reopens) crow("Inputs reopened", r.reopens);
   const d = r.demodulator || {};
   crow("Sync words", d.sync_words); crow("Corrected frames", d.corrected_frames); crow("Corrected bits", d.corrected_bits);
   crow("Demodulator CRC failures", d.crc_failures);
@@ -230,7 +231,8 @@ function plot(points, opts) {
     s.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: Y(v), y2: Y(v) }));
     const t = svg("text", { x: L - 4, y: Y(v) + 3, "text-anchor": "end" }); t.textContent = v.toFixed(opts.digits); s.append(t);
   }
-  const tl = (x, anchor) => { const t = svg("text", { x: X(x), y: H - 4, "text-anchor": anchor }); t.textContent = new Date(x * 1000).toLocaleString([], { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }); s.append(t); };
+  const fmtX = opts.xfmt || ((x) => new Date(x * 1000).toLocaleString([], { month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit" }));
+  const tl = (x, anchor) => { const t = svg("text", { x: X(x), y: H - 4, "text-anchor": anchor }); t.textContent = fmtX(x); s.append(t); };
   tl(x0, "start"); tl(x1, "end");
   opts.series.forEach((i, n) => {
     if (!opts.dots) s.append(svg("polyline", { class: "line", points: points.map((p) => X(p[0]) + "," + Y(p[i])).join(" ") }));
@@ -241,9 +243,8 @@ function plot(points, opts) {
 
 function spectrum(sp) {
   const pts = sp.dbfs.map((v, i) => [sp.start_hz + i * sp.step_hz, v]);
-  const s = plot(pts.map((p) => [p[0] / 1000, p[1]]), { series: [1], minSpan: 10, digits: 0, label: "spectrum" });
+  const s = plot(pts, { series: [1], minSpan: 10, digits: 0, label: "spectrum", xfmt: (hz) => (hz / 1e6).toFixed(3) + " MHz" });
   for (const pl of s.querySelectorAll("polyline")) pl.setAttribute("class", "spec");
-  for (const t of s.querySelectorAll("text[text-anchor=start],text[text-anchor=end]")) if (t.getAttribute("y") > 140) t.textContent = "";
   return s;
 }
 
