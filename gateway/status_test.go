@@ -566,3 +566,38 @@ func TestStatusRadioReport(t *testing.T) {
 		t.Errorf("demodulator %s", b)
 	}
 }
+
+// FuzzStatusFrame: any frame the air or a text input delivers, parsed as
+// the pipeline parses it, keeps the status consistent and its JSON valid.
+func FuzzStatusFrame(f *testing.F) {
+	for _, v := range testvectors.Load(f) {
+		f.Add(mustHex(f, v.Frame), false)
+	}
+	f.Add([]byte{0x0A, 0x44, 0x2D, 0x2C}, true)
+	c := &clock{now: t0}
+	s, _ := NewStatus(StatusOptions{Now: c.Now})
+	fd := newFeeder(f, s, meterTOML("74493770", key(f, testvectors.Seed74493770)))
+	f.Fuzz(func(t *testing.T, data []byte, stripped bool) {
+		c.now = c.now.Add(time.Second)
+		var err error
+		if stripped {
+			err = fd.parser.ParseForm(data, wmbus.FormatNone, fd.list.Key, &fd.tel)
+		} else {
+			err = fd.parser.Parse(data, fd.list.Key, &fd.tel)
+		}
+		fr := pipeline.Frame{Data: data, Stripped: stripped, Time: c.now}
+		if err != nil {
+			s.Frame(fr, nil, err)
+			s.Problem(err)
+		} else {
+			s.Frame(fr, &fd.tel, nil)
+		}
+		b, jerr := s.AppendStatus(nil)
+		if jerr != nil || !json.Valid(b) {
+			t.Fatalf("status JSON: %v", jerr)
+		}
+		if d := s.Snapshot(); len(d.Nearby) > MaxNearby || len(d.Problems) > MaxProblems {
+			t.Fatalf("bounds exceeded: %d nearby, %d problems", len(d.Nearby), len(d.Problems))
+		}
+	})
+}
