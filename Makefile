@@ -9,7 +9,7 @@ DEMO_IQ     := testdata/flowiq2101_74493770_868.95M_1M6.cu8
 DEMO_METERS := testdata/demo-meters.toml
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build demo test deps fmt vet staticcheck unit build-tags fuzz bench clean
+.PHONY: all build demo test deps fmt vet staticcheck unit build-tags fuzz bench screenshots clean
 
 all: build
 
@@ -39,6 +39,7 @@ deps:
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	{ command -v apparmor_parser || [ -x /usr/sbin/apparmor_parser ]; } >/dev/null 2>&1 || missing="$$missing apparmor"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	missing=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing% }" ]; then \
 		echo "installing: $$missing"; \
@@ -79,6 +80,10 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# The status page's screenshots in docs/, taken by its browser test.
+screenshots: deps
+	$(GO) test -count=1 -run TestStatusPageInChromium ./web -docs-screenshots
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -8,17 +8,23 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kem"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 	"github.com/flowiq-gateway/flowiq-gateway/settings"
+	"github.com/flowiq-gateway/flowiq-gateway/web"
 )
 
 // MeterListName is the user-editable meter list in the add-on's config
 // folder (/config inside the container, addon_configs/<slug> outside).
 const MeterListName = "meters.toml"
+
+// IngressPort is the status page's port: the Supervisor's default
+// ingress_port, which config.yaml therefore does not restate.
+const IngressPort = 8099
 
 // Transient Supervisor failures (it may still be starting) are retried a
 // few times before the add-on settles for printing readings to its log.
@@ -74,6 +80,8 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		cfg.MQTT.ConfigurationURL = ConfigurationURL(host)
 	}
 	cfg.MetersPath, cfg.Overlay, cfg.HealthFile = metersPath, overlay, paths.Health
+	// The status page, through Home Assistant's ingress only (config.yaml).
+	cfg.Web, cfg.WebPeer = ":"+strconv.Itoa(IngressPort), web.IngressPeer
 	cfg.StateDir = filepath.Join(paths.Data, "state")
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		log.Warn("no state folder: learned compact-frame formats and last readings will not survive a restart", "err", err)

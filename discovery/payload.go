@@ -181,6 +181,7 @@ type Features struct {
 	// published as the device's sw_version; every reading carries one.
 	Version    uint8
 	HasVersion bool
+	Reception  bool // reception quality known (reception.go)
 }
 
 // FeaturesOf reads the features off one reading.
@@ -220,6 +221,7 @@ func (f Features) Union(g Features) Features {
 		Time:       f.Time || g.Time,
 		TargetDate: f.TargetDate || g.TargetDate,
 		Version:    f.Version, HasVersion: f.HasVersion,
+		Reception: f.Reception || g.Reception,
 	}
 	if g.HasVersion {
 		u.Version, u.HasVersion = g.Version, true
@@ -549,6 +551,9 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 		// Version 0.1.0 announced a "Last seen" sensor; a component with
 		// only its platform removes it from Home Assistant.
 		cfg.Components[removedLastSeen] = Component{Platform: "sensor"}
+	}
+	if f.Reception {
+		add("reception", receptionComponent(s, m.ID))
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

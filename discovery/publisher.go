@@ -71,6 +71,7 @@ type Publisher struct {
 	// leftover: meters this gateway announced earlier (retained configs
 	// found on the broker), checked against the meter list.
 	leftover map[wmbus.ID]bool
+	rx       map[wmbus.ID]*receptionState // reception quality (reception.go)
 
 	// Owned by the Run goroutine.
 	meters                                 map[wmbus.ID]*meterState
@@ -610,6 +611,7 @@ func (p *Publisher) flushUntil(now, deadline time.Time, stop <-chan struct{}) {
 		for _, m := range p.meters {
 			m.discDirty, m.stateDirty, m.availDirty = m.feats != (Features{}), m.state != nil, m.avail != ""
 		}
+		p.resyncReception()
 	}
 	if !connected {
 		return
@@ -735,6 +737,7 @@ func (p *Publisher) send(deadline time.Time, stop <-chan struct{}) {
 		p.gwStateSent = true
 		add(Message{Topic: p.site.GatewayStateTopic(), Payload: p.gwState, Retain: p.cfg.retain}, func() { p.gwStateSent = false })
 	}
+	p.sendReception(add)
 	for id := range p.removals {
 		delete(p.removals, id)
 		fail := func() { p.removals[id] = true }

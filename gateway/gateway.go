@@ -41,6 +41,7 @@ type Gateway struct {
 	watcher  *meters.Watcher
 	current  func() *meters.Snapshot
 	problems *pipeline.Reporter
+	status   *Status // the status page's model; nil without --web
 }
 
 // How often health goes out and state is saved.
@@ -81,6 +82,11 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 		g.outputs = append(g.outputs, mqttOutput{p})
 	} else {
 		g.outputs = append(g.outputs, newJSONLines(o.Stdout, g.log))
+	}
+	if cfg.Web != "" {
+		if err := g.addStatusPage(); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -147,6 +153,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	p := g.pipeline()
+	if g.status != nil {
+		g.status.SetPipelineStats(p.Stats())
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); g.housekeeping(ctx, p.Stats()) }()
 	if g.cfg.HealthFile != "" {
@@ -351,6 +360,7 @@ func (g *Gateway) report(s *pipeline.Stats) {
 			r.SetHealth(h)
 		}
 	})
+	g.reportReception()
 }
 
 // drainTimeout bounds how long a finished recording waits for the broker.

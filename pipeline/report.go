@@ -275,3 +275,14 @@ func hintFor(kind string, known bool) string {
 	}
 	return ""
 }
+
+// ProblemKind names the kind of a problem ("wrong key", "corrupted",
+// "waiting for full frame", …), as the log and the status page group them.
+func ProblemKind(err error) string {
+	for _, k := range problemKinds {
+		if errors.Is(err, k.err) {
+			return k.kind
+		}
+	}
+	return "other"
+}

@@ -50,6 +50,10 @@ type Config struct {
 	// LogFrames logs every frame heard (debug level).
 	LogFrames bool
 	Version   string
+	// Web is the status page's listen address ("" = no page); a bare port
+	// binds loopback. WebPeer, when set, is the only client allowed (the
+	// add-on's ingress proxy).
+	Web, WebPeer string
 }
 
 // DefaultInput is the input when no layer names one.

@@ -49,6 +49,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	stateDir := fs.String("state", "", "`directory` for learned compact-frame formats and the last reading of each meter, kept across restarts")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	healthFile := fs.String("health-file", "", "`file` where the gateway keeps its health for the health command (a container HEALTHCHECK)")
+	webAddr := fs.String("web", "", "serve the status page at `ADDR` (PORT or HOST:PORT; a bare port listens on loopback only); default: no page")
 	if err := rf.parse(e, fs, args); err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg.MetersPath, cfg.StateDir, cfg.HealthFile = *metersPath, *stateDir, *healthFile
+	cfg.MetersPath, cfg.StateDir, cfg.HealthFile, cfg.Web = *metersPath, *stateDir, *healthFile, *webAddr
 	cfg.LogFrames = log.Enabled(ctx, slog.LevelDebug)
 	return runGateway(ctx, e, log, cfg)
 }

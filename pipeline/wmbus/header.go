@@ -1,7 +1,6 @@
 package wmbus
 
 import (
-	"errors"
 	"fmt"
 )
 
@@ -53,9 +52,23 @@ func (e *MeterError) Unwrap() error { return e.Err }
 
 // ErrorMeter returns the meter a telegram error names, if any.
 func ErrorMeter(err error) (ID, bool) {
-	var me *MeterError
-	if errors.As(err, &me) {
-		return me.ID, true
+	// errors.As would allocate; this runs for every frame of a neighbour.
+	for err != nil {
+		switch e := err.(type) {
+		case *MeterError:
+			return e.ID, true
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				if id, ok := ErrorMeter(x); ok {
+					return id, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
 	}
 	return 0, false
 }
