@@ -553,7 +553,7 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 		cfg.Components[removedLastSeen] = Component{Platform: "sensor"}
 	}
 	if f.Reception {
-		add("reception", receptionComponent(s, m.ID))
+		add("reception_quality", receptionComponent(s, m.ID))
 	}
 	b, err := json.Marshal(cfg)
 	if err != nil {

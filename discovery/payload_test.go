@@ -143,7 +143,7 @@ var haBinaryClasses = []string{"battery", "connectivity", "moisture", "problem",
 // allFeatures is every entity a meter can have.
 var allFeatures = Features{Quantities: 1<<kamstrup.NumQuantities - 1, Alarms: 1<<kamstrup.NumAlarms - 1,
 	History: 1<<kamstrup.NumAlarms - 1, InfoCode: true, Radio: true, Time: true, TargetDate: true,
-	Version: 0x1F, HasVersion: true}
+	Version: 0x1F, HasVersion: true, Reception: true}
 
 // isRemoval reports a component that only removes an earlier entity.
 func isRemoval(c Component) bool {
@@ -165,8 +165,8 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 	meter := decodeConfig(t, must(t)(MeterConfig(s, Meter{ID: 0x74493770}, "flowIQ 2101", allFeatures)))
 	gw := decodeConfig(t, must(t)(GatewayConfig(s)))
 	// quantities, alarms, history, info code, signal, month, target date,
-	// reception, and the removal of last_seen.
-	if n := len(meter.Components); n != int(kamstrup.NumQuantities)+int(kamstrup.NumAlarms)+7 {
+	// reception, reception quality, and the removal of last_seen.
+	if n := len(meter.Components); n != int(kamstrup.NumQuantities)+int(kamstrup.NumAlarms)+8 {
 		t.Errorf("meter with every feature has %d entities", n)
 	}
 	for _, cfg := range []DeviceConfig{meter, gw} {
@@ -184,7 +184,10 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 				}
 			case "sensor":
 				if c.DeviceClass == "" {
-					if c.Unit != "" || c.StateClass == "measurement" {
+					// Home Assistant takes a sensor without a device class
+					// as numeric when it has a unit; it then needs a state
+					// class to keep statistics, and the reverse.
+					if (c.Unit != "") != (c.StateClass == "measurement") {
 						t.Errorf("%s: unit %q / state class %q without a device class", key, c.Unit, c.StateClass)
 					}
 					continue
@@ -230,7 +233,7 @@ func TestDeviceClassUnitStateClass(t *testing.T) {
 			t.Errorf("%s = %s/%s, want binary_sensor/%s", a, c.Platform, c.DeviceClass, class)
 		}
 	}
-	for _, k := range []string{"rssi", "reception", "info_code", "alarm_history"} {
+	for _, k := range []string{"rssi", "reception", "reception_quality", "info_code", "alarm_history"} {
 		if meter.Components[k].EntityCategory != "diagnostic" {
 			t.Errorf("%s is not diagnostic", k)
 		}

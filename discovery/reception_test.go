@@ -20,7 +20,7 @@ func TestIntegrationReception(t *testing.T) {
 	snap := waitRetained(t, b.URL("tcp"), "the reception value and sensor", func(s map[string]brokertest.Message) bool {
 		var c DeviceConfig
 		_, ok := s[topic]
-		return ok && json.Unmarshal(s[meterCfgTopic].Payload, &c) == nil && c.Components["reception"].Platform != ""
+		return ok && json.Unmarshal(s[meterCfgTopic].Payload, &c) == nil && c.Components["reception_quality"].Platform != ""
 	})
 	if got := stateOf(t, snap, topic); got["reception_1h_pct"] != 87.5 || got["reception_24h_pct"] != 91.2 {
 		t.Errorf("%s = %s", topic, snap[topic].Payload)
@@ -29,9 +29,9 @@ func TestIntegrationReception(t *testing.T) {
 	if err := json.Unmarshal(snap[meterCfgTopic].Payload, &c); err != nil {
 		t.Fatal(err)
 	}
-	rc := c.Components["reception"]
+	rc := c.Components["reception_quality"]
 	if rc.StateTopic != topic || rc.Unit != "%" || rc.EntityCategory != "diagnostic" || rc.StateClass != "measurement" ||
-		rc.UniqueID != "kamstrup_74493770_reception" || rc.ValueTemplate != numberTemplate("reception_1h_pct") {
+		rc.UniqueID != "kamstrup_74493770_reception_quality" || rc.ValueTemplate != numberTemplate("reception_1h_pct") {
 		t.Errorf("reception sensor %+v", rc)
 	}
 
