@@ -814,8 +814,7 @@ func (s *Status) radioDoc(now time.Time) RadioDoc {
 	for _, src := range s.sources {
 		d.Inputs = append(d.Inputs, src.Name())
 		live = live || src.Live()
-		if r, ok := src.(radioReporter); ok {
-			rep := r.RadioReport()
+		if rep, ok := radioReportOf(src); ok {
 			d.Demodulator = &rep
 		}
 	}
