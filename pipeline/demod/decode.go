@@ -31,14 +31,6 @@ type result struct {
 // chip) with negligible lag.
 const timingGain = 0.12
 
-// CRC-aided correction considers at most correctCandidates of a block's
-// bits, the least reliable ones, and only those weaker than correctWeak
-// times the block's mean reliability.
-var (
-	correctCandidates = 12
-	correctWeak       = 0.35
-)
-
 // decoder demodulates one telegram from the history once its sync word is
 // known. All buffers are sized for the longest telegram in init.
 type decoder struct {
@@ -52,9 +44,7 @@ type decoder struct {
 	raw    []byte      // on-air bytes
 	out    []byte      // CRC-less bytes before they are handed out
 	blocks []block     // CRC blocks of raw
-	order  []int       // scratch: chip indices by reliability
-	synd   []uint16    // scratch: CRC syndrome of each candidate bit
-	zero   []byte      // scratch for syndrome computation
+	fix    corrector   // CRC-aided correction's tables and scratch
 	// Moments of the decided tone's matched filter per tone (0, 1), for
 	// the SNR estimate: count, Σ|C|², Σ|C|⁴.
 	mom [2][3]float64
@@ -70,9 +60,7 @@ func (dc *decoder) init(d *derived) {
 	dc.raw = make([]byte, 0, 300)
 	dc.out = make([]byte, 0, 300)
 	dc.blocks = make([]block, 0, 20)
-	dc.order = make([]int, 0, 256)
-	dc.synd = make([]uint16, 0, correctCandidates+2)
-	dc.zero = make([]byte, 256)
+	dc.fix.init()
 }
 
 // setTones builds the matched-filter tables for centre wc and deviation wd.
@@ -419,135 +407,12 @@ func (dc *decoder) assemble(mode Mode, format wmbus.Format, nBytes int, fr *Fram
 	if err != nil {
 		return statusBadCRC
 	}
+	if fr.Corrected == 0 && mode == C1 && dc.d.correction > 0 && !dc.surelyClean(nBytes, format) {
+		return statusBadCRC
+	}
 	// The one allocation per frame: the caller keeps the bytes.
 	fr.Data = bytes.Clone(data)
 	return statusFrame
-}
-
-// correctBlock makes block b's CRC check by flipping at most d.correction of
-// its least reliable bits (never the L byte, which fixed the frame length),
-// choosing the cheapest set that works. The CRC is linear, so each bit's
-// effect on the syndrome is computed once and sets are tried by XOR.
-func (dc *decoder) correctBlock(b block) (int, bool) {
-	raw := dc.raw
-	syn := wmbus.CRC(raw[b.start:b.crc]) ^ (uint16(raw[b.crc])<<8 | uint16(raw[b.crc+1]))
-	if syn == 0 {
-		return 0, true
-	}
-	// Least reliable bits of the block, and only those clearly weaker than
-	// a typical chip: a strong chip that is wrong means more errors than
-	// the bound, and flipping weak ones would then forge a CRC match.
-	first := max(b.start, 1) * 8
-	last := (b.crc + 2) * 8
-	var mean float64
-	for _, v := range dc.soft[first:last] {
-		mean += math.Abs(float64(v))
-	}
-	limit := float32(correctWeak * mean / float64(last-first))
-	dc.order = dc.order[:0]
-	for k := first; k < last; k++ {
-		if float32(math.Abs(float64(dc.soft[k]))) < limit {
-			dc.order = insertByReliability(dc.order, k, dc.soft, correctCandidates)
-		}
-	}
-	// Syndrome contribution of each candidate bit.
-	dc.synd = dc.synd[:0]
-	n := b.crc - b.start
-	for _, k := range dc.order {
-		byteI, bit := k/8, 7-k%8
-		var s uint16
-		if byteI >= b.crc {
-			s = 1 << uint(bit+8*(b.crc+1-byteI))
-		} else {
-			z := dc.zero[:n]
-			z[byteI-b.start] = 1 << uint(bit)
-			s = wmbus.CRC(z) ^ 0xFFFF // linear part: CRC of zeros is 0xFFFF
-			z[byteI-b.start] = 0
-		}
-		dc.synd = append(dc.synd, s)
-	}
-	best, bestCost := [4]int{-1, -1, -1, -1}, float32(math.Inf(1))
-	cost := func(i int) float32 { return float32(math.Abs(float64(dc.soft[dc.order[i]]))) }
-	nc := len(dc.synd)
-	solutions := 0
-	for i := range nc {
-		if dc.synd[i] == syn {
-			solutions++
-			if cost(i) < bestCost {
-				best, bestCost = [4]int{i, -1, -1, -1}, cost(i)
-			}
-		}
-		if dc.d.correction < 2 {
-			continue
-		}
-		for j := i + 1; j < nc; j++ {
-			s2 := dc.synd[i] ^ dc.synd[j]
-			if s2 == syn {
-				solutions++
-				if cost(i)+cost(j) < bestCost {
-					best, bestCost = [4]int{i, j, -1, -1}, cost(i)+cost(j)
-				}
-			}
-			if dc.d.correction < 3 {
-				continue
-			}
-			for k := j + 1; k < nc; k++ {
-				s3 := s2 ^ dc.synd[k]
-				if s3 == syn {
-					solutions++
-					if cost(i)+cost(j)+cost(k) < bestCost {
-						best, bestCost = [4]int{i, j, k, -1}, cost(i)+cost(j)+cost(k)
-					}
-				}
-				if dc.d.correction < 4 {
-					continue
-				}
-				for l := k + 1; l < nc; l++ {
-					if s3^dc.synd[l] == syn {
-						solutions++
-						if cost(i)+cost(j)+cost(k)+cost(l) < bestCost {
-							best, bestCost = [4]int{i, j, k, l}, cost(i)+cost(j)+cost(k)+cost(l)
-						}
-					}
-				}
-			}
-		}
-	}
-	// This CRC does not see two errors 151 bits apart (x^151 ≡ 1 modulo
-	// its polynomial), so within long blocks several flip sets can match:
-	// then the frame is ambiguous and dropped rather than guessed.
-	if best[0] < 0 || solutions > 1 {
-		return 0, false
-	}
-	flipped := 0
-	for _, i := range best {
-		if i < 0 {
-			break
-		}
-		k := dc.order[i]
-		raw[k/8] ^= 1 << uint(7-k%8)
-		dc.soft[k] = -dc.soft[k]
-		flipped++
-	}
-	return flipped, true
-}
-
-// insertByReliability keeps order as the (at most limit) chip indices with
-// the smallest |soft|, sorted ascending.
-func insertByReliability(order []int, k int, soft []float32, limit int) []int {
-	r := math.Abs(float64(soft[k]))
-	if len(order) == limit && r >= math.Abs(float64(soft[order[limit-1]])) {
-		return order
-	}
-	if len(order) < limit {
-		order = append(order, k)
-	}
-	i := len(order) - 1
-	for ; i > 0 && math.Abs(float64(soft[order[i-1]])) > r; i-- {
-		order[i] = order[i-1]
-	}
-	order[i] = k
-	return order
 }
 
 // snr estimates signal over noise energy from the second and fourth
@@ -559,7 +424,17 @@ func insertByReliability(order []int, k int, soft []float32, limit int) []int {
 // different gain far off the channel. With the filter spanning one chip,
 // S/N is the chip's Eb/N0.
 func (dc *decoder) snr() float64 {
-	var s, n float64
+	s, n := dc.energies()
+	if n <= 0 {
+		return 60 // no measurable noise
+	}
+	return math.Min(60, 10*math.Log10(math.Max(s/n, 1e-6)))
+}
+
+// energies returns the mean signal and noise energy per chip of the
+// decided tone's matched filter (the units of soft), from the moments.
+func (dc *decoder) energies() (s, n float64) {
+	var cnt float64
 	for _, mo := range dc.mom {
 		if mo[0] == 0 {
 			continue
@@ -568,9 +443,10 @@ func (dc *decoder) snr() float64 {
 		st := math.Sqrt(math.Max(0, 2*m2*m2-m4))
 		s += st * mo[0]
 		n += (m2 - st) * mo[0]
+		cnt += mo[0]
 	}
-	if n <= 0 {
-		return 60 // no measurable noise
+	if cnt == 0 {
+		return 0, 0
 	}
-	return math.Min(60, 10*math.Log10(math.Max(s/n, 1e-6)))
+	return s / cnt, n / cnt
 }
