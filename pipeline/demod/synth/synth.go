@@ -260,6 +260,20 @@ func (m *Modulator) AppendChips(dst []complex64, chips []byte) []complex64 {
 	return dst
 }
 
+// AddChips adds the FSK samples of chips to x from sample at on, as a
+// second transmitter on the air at the same time would (a collision), and
+// returns the index after its last sample. Samples that would fall outside
+// x are left out; the phase still advances over them.
+func (m *Modulator) AddChips(x []complex64, at int, chips []byte) int {
+	y := m.AppendChips(nil, chips)
+	for i, v := range y {
+		if j := at + i; j >= 0 && j < len(x) {
+			x[j] += v
+		}
+	}
+	return at + len(y)
+}
+
 // NoiseVariance is the complex noise variance per sample that gives ebn0dB
 // for a signal of the given power (Eb/N0 = P·Tchip/N0, N0 = σ²/fs).
 func NoiseVariance(power, sampleRate, chipRate, ebn0dB float64) float64 {

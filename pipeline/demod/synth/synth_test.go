@@ -186,3 +186,31 @@ func TestAddInterferer(t *testing.T) {
 		}
 	}
 }
+
+// AddChips lays a second transmission over a capture: where both are on
+// the air the samples are the sum of the two, elsewhere each alone, and
+// what falls outside the capture is left out.
+func TestAddChipsOverlaps(t *testing.T) {
+	sig := Signal{SampleRate: 1.6e6, ChipRate: 100e3, DeviationHz: 45e3, OffsetHz: 10e3, Amplitude: 0.5}
+	chips := []byte{0, 1, 0, 1, 1, 1, 0, 0, 1, 0}
+	a, _ := NewModulator(sig)
+	alone := a.AppendChips(nil, chips) // 160 samples
+	for _, at := range []int{-50, 0, 70, 200} {
+		base, _ := NewModulator(Signal{SampleRate: 1.6e6, ChipRate: 100e3, DeviationHz: 45e3, OffsetHz: -30e3, Amplitude: 0.2})
+		x := base.AppendChips(nil, append(chips, chips...)) // 320 samples
+		orig := append([]complex64(nil), x...)
+		b, _ := NewModulator(sig)
+		if end := b.AddChips(x, at, chips); end != at+len(alone) {
+			t.Errorf("at %d: end %d, want %d", at, end, at+len(alone))
+		}
+		for i := range x {
+			want := orig[i]
+			if k := i - at; k >= 0 && k < len(alone) {
+				want += alone[k]
+			}
+			if cmplx.Abs(complex128(x[i]-want)) > 1e-6 {
+				t.Fatalf("at %d: sample %d is %v, want %v", at, i, x[i], want)
+			}
+		}
+	}
+}
