@@ -75,18 +75,25 @@ func (dc *decoder) setTones(wc, wd float64) {
 }
 
 // corr is the matched filter over [t, t+length) of z (local sample units),
-// each sample weighted by its overlap with the window, with the tone tables
-// referenced to sample ref.
+// each sample weighted by its overlap with the window (only the first and
+// the last can be partial), with the tone tables referenced to sample ref.
 func (dc *decoder) corr(z []complex64, t, length float64, ref int) (p, q complex64) {
 	end := t + length
 	n0 := int(math.Floor(t))
-	for n := n0; float64(n) < end; n++ {
-		w := float32(math.Min(float64(n+1), end) - math.Max(float64(n), t))
-		v := z[n] * complex(w, 0)
-		p += v * dc.tabP[n-ref]
-		q += v * dc.tabM[n-ref]
+	n1 := int(math.Ceil(end)) - 1 // last sample inside the window
+	if n1 <= n0 {
+		v := z[n0] * complex(float32(length), 0)
+		return v * dc.tabP[n0-ref], v * dc.tabM[n0-ref]
 	}
-	return p, q
+	v := z[n0] * complex(float32(float64(n0+1)-t), 0)
+	p, q = v*dc.tabP[n0-ref], v*dc.tabM[n0-ref]
+	tp, tm := dc.tabP[n0+1-ref:n1-ref], dc.tabM[n0+1-ref:n1-ref]
+	for i, v := range z[n0+1 : n1] {
+		p += v * tp[i]
+		q += v * tm[i]
+	}
+	v = z[n1] * complex(float32(end-float64(n1)), 0)
+	return p + v*dc.tabP[n1-ref], q + v*dc.tabM[n1-ref]
 }
 
 func abs2(c complex64) float32 { return real(c)*real(c) + imag(c)*imag(c) }
@@ -113,24 +120,33 @@ func (dc *decoder) patternScore(z []complex64, end float64) float32 {
 	return s
 }
 
-// refineTiming searches ±half a chip around end for the best sync match.
-func (dc *decoder) refineTiming(z []complex64, end float64) float64 {
-	spc := dc.d.spc
-	const steps = 8
-	h := spc / steps
-	best, bestI := float32(math.Inf(-1)), 0
+// refineTiming moves end by up to span eighths of a chip to where the sync
+// pattern matches best. The match falls off over a chip on either side of
+// its peak, so a coarse-to-fine search (steps of half, quarter and eighth
+// of a chip, each from the best so far) finds the peak with a few
+// evaluations; a parabola through it and its neighbours gives the rest.
+func (dc *decoder) refineTiming(z []complex64, end float64, span int) float64 {
+	const steps = 8 // evaluations per chip
+	h := dc.d.spc / steps
 	var sc [2*steps + 1]float32
-	for i := -steps; i <= steps; i++ {
-		s := dc.patternScore(z, end+float64(i)*h)
-		sc[i+steps] = s
-		if s > best {
-			best, bestI = s, i
+	var have [2*steps + 1]bool
+	score := func(i int) float32 {
+		if !have[i+steps] {
+			sc[i+steps], have[i+steps] = dc.patternScore(z, end+float64(i)*h), true
+		}
+		return sc[i+steps]
+	}
+	best := 0
+	for step := steps / 2; step >= 1; step /= 2 {
+		for _, c := range [2]int{best - step, best + step} {
+			if c >= -span && c <= span && score(c) > score(best) {
+				best = c
+			}
 		}
 	}
-	t := end + float64(bestI)*h
-	if bestI > -steps && bestI < steps {
-		// Parabola through the peak and its neighbours.
-		a, b, c := sc[bestI+steps-1], sc[bestI+steps], sc[bestI+steps+1]
+	t := end + float64(best)*h
+	if best > -span && best < span {
+		a, b, c := score(best-1), score(best), score(best+1)
 		if den := a - 2*b + c; den < 0 {
 			t += float64(0.5*(a-c)/den) * h
 		}
@@ -240,12 +256,12 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		return dc.more(c, 2, final)
 	}
 	dc.setTones(float64(c.dc)/float64(d.spcI), d.dev)
-	end = dc.refineTiming(z, end)
+	end = dc.refineTiming(z, end, 8)
 	// Known chips of the sync pattern correct the carrier and deviation.
 	dc.refineTones(z, syncChips,
 		func(k int) float64 { return end - float64(syncChips-k)*spc },
 		func(k int) bool { return syncPattern>>uint(syncChips-1-k)&1 == 1 })
-	end = dc.refineTiming(z, end)
+	end = dc.refineTiming(z, end, 2)
 	if math.Abs(dc.wc) > 1.25*d.maxOffset {
 		return result{status: statusBadCoding}
 	}

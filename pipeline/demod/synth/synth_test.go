@@ -184,6 +184,17 @@ func TestAddInterferer(t *testing.T) {
 		if math.Abs(p-in.Amplitude*in.Amplitude) > 1e-3 || math.Abs(f-in.OffsetHz) > 3e3 {
 			t.Errorf("%+v: power %.4f, mean frequency %.0f Hz", in, p, f)
 		}
+		if in.ChipRate != 0 {
+			continue
+		}
+		// A carrier keeps its amplitude and frequency sample by sample.
+		step := 2 * math.Pi * in.OffsetHz / rate
+		for i := 1; i < len(x); i++ {
+			d := cmplx.Phase(complex128(x[i])*cmplx.Conj(complex128(x[i-1]))) - step
+			if a := cmplx.Abs(complex128(x[i])); math.Abs(a-in.Amplitude) > 1e-5 || math.Abs(math.Remainder(d, 2*math.Pi)) > 1e-5 {
+				t.Fatalf("%+v: sample %d has amplitude %.6f, phase step off by %.2g rad", in, i, a, d)
+			}
+		}
 	}
 }
 
