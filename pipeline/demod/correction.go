@@ -48,7 +48,7 @@ const maxBlockBits = 128 * 8
 type corrector struct {
 	poly   uint16   // x^16 mod the CRC polynomial: the syndrome of a block's last data bit
 	bitSyn []uint16 // syndrome of each bit of the block (index: chip − first)
-	bySyn  []int32  // per syndrome, the least reliable bit having it, or −1
+	bySyn  []uint16 // per syndrome, 1 + the least reliable bit (chip − first) having it, 0 for none
 	order  []int    // candidate chip indices, least reliable first
 	synd   []uint16 // syndrome of each candidate
 }
@@ -57,10 +57,7 @@ func (f *corrector) init() {
 	// CRC of the one-bit message 1 without the final XOR is x^16 mod g.
 	f.poly = wmbus.CRC([]byte{1}) ^ 0xFFFF
 	f.bitSyn = make([]uint16, maxBlockBits)
-	f.bySyn = make([]int32, 1<<16)
-	for i := range f.bySyn {
-		f.bySyn[i] = -1
-	}
+	f.bySyn = make([]uint16, 1<<16)
 	f.order = make([]int, 0, correctCandidates)
 	f.synd = make([]uint16, 0, correctCandidates)
 }
@@ -211,6 +208,8 @@ func (dc *decoder) clearlyBest(set [4]int, cost float32, syn uint16, first, last
 			n++
 		}
 	}
+	// at(s) is the least reliable bit with syndrome s so far, or −1.
+	at := func(s uint16) int { return int(f.bySyn[s]) - 1 + first }
 	for k := first; k < last; k++ {
 		s := f.bitSyn[k-first]
 		if s == syn && !(n == 1 && in(k)) {
@@ -221,24 +220,23 @@ func (dc *decoder) clearlyBest(set [4]int, cost float32, syn uint16, first, last
 				alt = math.Min(alt, float64(cost)-r(x)+r(k))
 			}
 		}
-		if j := f.bySyn[s]; j < 0 || r(k) < r(int(j)) {
-			f.bySyn[s] = int32(k)
+		if j := at(s); j < first || r(k) < r(j) {
+			f.bySyn[s] = uint16(k - first + 1)
 		}
 	}
 	pair := math.Inf(1) // two more errors that cancel: the cheapest two bits of one syndrome
 	for k := first; k < last; k++ {
 		s := f.bitSyn[k-first]
-		j := int(f.bySyn[syn^s])
-		if j >= 0 && j != k && !(n == 2 && in(k) && in(j)) {
+		if j := at(syn ^ s); j >= first && j != k && !(n == 2 && in(k) && in(j)) {
 			alt = math.Min(alt, r(k)+r(j))
 		}
-		if j := int(f.bySyn[s]); j != k && !in(k) && !in(j) {
+		if j := at(s); j != k && !in(k) && !in(j) {
 			pair = math.Min(pair, r(k)+r(j))
 		}
 	}
 	alt = math.Min(alt, float64(cost)+pair)
 	for k := first; k < last; k++ {
-		f.bySyn[f.bitSyn[k-first]] = -1
+		f.bySyn[f.bitSyn[k-first]] = 0
 	}
 	_, noise := dc.energies()
 	if noise <= 0 {

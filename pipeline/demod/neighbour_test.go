@@ -132,9 +132,11 @@ func neighbourCases() []neighbourCase {
 // quantised, at 1.6 MS/s tuned to the channel and at 2.4 MS/s tuned to
 // 868.625 MHz (the S-mode channel 868.30 MHz 650 kHz below ours). The
 // acceptance levels: +40 dB at ≥ ±400 kHz, +30 dB at ±350 kHz, +10 dB at
-// ±250 kHz: at least 99 of 100 frames and none false, for each of three
-// draws of the noise and the neighbour's phase (and chips), so that a
-// lucky draw cannot pass. ±200 kHz (inside the filter's transition band)
+// ±250 kHz: at least 99 of 100 frames and none false. Up to ±350 kHz,
+// where the neighbour is closest to the passband, for each of three draws
+// of the noise and the neighbour's phase, so that a lucky draw cannot
+// pass; beyond, where the filter leaves the neighbour 15 dB or more below
+// the signal, for one. ±200 kHz (inside the filter's transition band)
 // is measured and reported, not required. With -short: 30 frames, one draw.
 func TestNeighbours(t *testing.T) {
 	frames, seeds := 100, []uint64{1, 2, 3}
@@ -150,6 +152,9 @@ func TestNeighbours(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(capt.rate), seed))
 				noise := c.unitNoise(rng)
 				for _, k := range neighbourCases() {
+					if seed != seeds[0] && math.Abs(k.off) > 350e3 {
+						continue // far from the passband: one draw is enough
+					}
 					kind := "CW"
 					nb := synth.Interferer{OffsetHz: 868.95e6 - capt.center + k.off}
 					if k.fsk {

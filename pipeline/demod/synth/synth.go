@@ -241,7 +241,8 @@ func (m *Modulator) AppendChips(dst []complex64, chips []byte) []complex64 {
 	a := m.s.Amplitude
 	for t := 0.0; t < total; t += dt {
 		// Phase at the sample instant, then advance over [t, t+dt).
-		dst = append(dst, complex(float32(a*math.Cos(m.phase)), float32(a*math.Sin(m.phase))))
+		s, c := math.Sincos(m.phase)
+		dst = append(dst, complex(float32(a*c), float32(a*s)))
 		end := t + dt
 		for u := t; u < end; {
 			k := int(u / tc)
@@ -256,7 +257,9 @@ func (m *Modulator) AppendChips(dst []complex64, chips []byte) []complex64 {
 			m.phase += w(chips[k]) * (next - u)
 			u = next
 		}
-		m.phase = math.Remainder(m.phase, 2*math.Pi)
+		if m.phase > math.Pi || m.phase < -math.Pi {
+			m.phase = math.Remainder(m.phase, 2*math.Pi)
+		}
 	}
 	return dst
 }
