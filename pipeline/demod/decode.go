@@ -273,18 +273,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		if end+18*spc > avail {
 			return dc.more(c, 18, final)
 		}
-		var w uint16
-		t := end
-		for range 16 {
-			w = w<<1 | uint16(b2u(dc.chip(z, t) > 0))
-			t += spc
-		}
-		for _, s := range c1Second {
-			if onesCount16(w^s.word) <= 2 {
-				mode, format, start = C1, s.format, t
-				break
-			}
-		}
+		mode, format, start = dc.secondSync(z, end)
 	}
 	if mode == 0 {
 		if d.cfg.Modes&T1 == 0 {
@@ -301,8 +290,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		return dc.more(c, offset+chipsPerByte+2, final)
 	}
 	// The L byte tells how many bytes follow.
-	tEnd := dc.demodChips(z, start, 0, chipsPerByte)
-	_ = tEnd
+	dc.demodChips(z, start, 0, chipsPerByte)
 	lbyte, ok := dc.byteAt(mode, 0)
 	if !ok {
 		return result{status: statusBadCoding}
@@ -315,42 +303,80 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	if start+(float64(nChips)*1.0002+2)*spc > avail {
 		return dc.more(c, offset+nChips+2, final)
 	}
-
-	// Two passes: the second re-estimates the tones from the first pass's
-	// decisions over the whole frame.
 	var fr Frame
+	frameEnd, st := dc.demodFrame(z, start, mode, format, nBytes, &fr)
+	if st != statusFrame {
+		return result{status: st}
+	}
+	dc.describe(m, &fr, end, frameEnd)
+	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
+}
+
+// secondSync reads the 16 chips after the first sync word ending at end:
+// a second C1 sync word names the frame format and the data follow it;
+// anything else leaves mode 0.
+func (dc *decoder) secondSync(z []complex64, end float64) (Mode, wmbus.Format, float64) {
+	var w uint16
+	t := end
+	for range 16 {
+		w = w<<1 | uint16(b2u(dc.chip(z, t) > 0))
+		t += dc.d.spc
+	}
+	for _, s := range c1Second {
+		if onesCount16(w^s.word) <= 2 {
+			return C1, s.format, t
+		}
+	}
+	return 0, wmbus.FormatA, end
+}
+
+// demodFrame demodulates the nBytes of a telegram starting at chip start
+// into fr and returns where its last chip ends. Two passes: the second
+// re-estimates the tones from the first pass's decisions over the whole
+// frame.
+func (dc *decoder) demodFrame(z []complex64, start float64, mode Mode, format wmbus.Format, nBytes int, fr *Frame) (float64, status) {
+	nChips := nBytes * 8
+	if mode == T1 {
+		nChips = nBytes * 12
+	}
+	tau := func(k int) float64 { return dc.taus[k] }
+	one := func(k int) bool { return dc.soft[k] > 0 }
 	var st status
 	var frameEnd float64
 	for pass := range 2 {
 		dc.mom = [2][3]float64{}
 		frameEnd = dc.demodChips(z, start, 0, nChips)
-		st = dc.assemble(mode, format, nBytes, &fr)
+		st = dc.assemble(mode, format, nBytes, fr)
 		if st == statusFrame || pass == 1 {
 			break
 		}
-		dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
+		dc.refineTones(z, nChips, tau, one)
 	}
-	if st != statusFrame {
-		return result{status: st}
+	if st == statusFrame {
+		// The carrier offset reported is measured over the whole frame,
+		// its chips now known.
+		dc.refineTones(z, nChips, tau, one)
+		fr.Mode, fr.Format = mode, format
 	}
-	// The carrier offset reported is measured over the whole frame, its
-	// chips now known.
-	dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
-	fr.Mode = mode
-	fr.Format = format
+	return frameEnd, st
+}
+
+// describe fills in what the radio saw of a frame whose sync word ended at
+// end and whose last chip ended at frameEnd (local decimated indices).
+func (dc *decoder) describe(m *Demodulator, fr *Frame, end, frameEnd float64) {
+	d := dc.d
 	fr.OffsetHz = dc.wc * d.rate / (2 * math.Pi)
-	syncStart := end - 16*spc
+	syncStart := end - 16*d.spc
 	fr.Position = int64(math.Round((syncStart+float64(m.base))*float64(d.decim) - m.dec.Delay()))
 	// Level: mean power over the frame (the channel filter has unity gain).
 	var pw float64
 	i0, i1 := int(syncStart), min(int(frameEnd), m.n)
-	for _, v := range z[i0:i1] {
+	for _, v := range m.z[i0:i1] {
 		pw += float64(abs2(v))
 	}
 	pw /= float64(max(1, i1-i0))
 	fr.LevelDBFS = 10 * math.Log10(pw+1e-20)
 	fr.SNRdB = dc.snr()
-	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
 }
 
 func onesCount16(v uint16) int {
