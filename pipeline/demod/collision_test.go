@@ -92,12 +92,7 @@ func newCollisions(tb testing.TB, rate float64, pairs int, seed uint64) *collisi
 				c.clean = append(c.clean, make([]complex64, end-len(c.clean))...)
 			}
 			mods[k].AddChips(c.clean, starts[k], chips[k])
-			syncChip := 40.0
-			if cods[k] == synth.T1 {
-				syncChip -= 6 // T1's sync shares 6 chips with the preamble
-			}
-			spc := rate / (100e3 * (1 + mods[k].Signal().ChipErrorPPM*1e-6))
-			c.sent[len(c.sent)-2+k].syncAt = float64(starts[k]) + syncChip*spc
+			c.sent[len(c.sent)-2+k].syncAt = syncPosition(starts[k], cods[k], rate, mods[k].Signal().ChipErrorPPM)
 		}
 		at = len(c.clean)
 		c.pairs = append(c.pairs, pr)
@@ -119,29 +114,53 @@ func (c *collisions) render(ebn0 float64, rng *rand.Rand) []complex64 {
 	return x
 }
 
-// score decodes x and counts the stronger and the weaker telegrams heard
-// (each once, at its own position) and the frames that are neither: wrong
-// bytes, a telegram reported twice, or one reported where it was not sent.
-func (c *collisions) score(tb testing.TB, x []complex64) (strong, weak, wrong int, heard []bool) {
-	frames, _ := decodeAll(tb, demod.Config{SampleRate: c.rate}, x, 1<<16)
-	heard = make([]bool, len(c.sent))
-	tol := 4 * c.rate / 100e3 // samples: four chips
+// syncPosition is where the 0x543D word of a telegram in coding c with
+// the 40-chip preamble of chipsOf starts, the telegram starting at sample
+// start: T1's sync shares its first 6 chips with the preamble.
+func syncPosition(start int, c synth.Coding, rate, ppm float64) float64 {
+	chips := 40.0
+	if c == synth.T1 {
+		chips -= 6
+	}
+	return float64(start) + chips*rate/(100e3*(1+ppm*1e-6))
+}
+
+// countHeard decodes x and matches the frames against the telegrams sent:
+// a frame counts when its bytes are those of a telegram not yet heard and
+// it was found within four chips of where that telegram's sync word was
+// sent; every other frame (wrong bytes, a telegram reported twice or where
+// it was not sent) is false.
+func countHeard(tb testing.TB, cfg demod.Config, sent []sentTelegram, x []complex64) (ok, wrong int, heard []bool) {
+	frames, _ := decodeAll(tb, cfg, x, 1<<16)
+	heard = make([]bool, len(sent))
+	tol := 4 * cfg.SampleRate / 100e3
 	for _, f := range frames {
 		hit := false
-		for i, s := range c.sent {
+		for i, s := range sent {
 			if !heard[i] && bytes.Equal(f.Data, s.data) && math.Abs(float64(f.Position)-s.syncAt) < tol {
 				heard[i], hit = true, true
-				if s.strong {
-					strong++
-				} else {
-					weak++
-				}
+				ok++
 				break
 			}
 		}
 		if !hit {
 			wrong++
 			tb.Logf("false frame at %d: %s %s % X", f.Position, f.Mode, f.Format, f.Data)
+		}
+	}
+	return ok, wrong, heard
+}
+
+// score counts the stronger and the weaker telegrams heard and the false
+// frames.
+func (c *collisions) score(tb testing.TB, x []complex64) (strong, weak, wrong int, heard []bool) {
+	_, wrong, heard = countHeard(tb, demod.Config{SampleRate: c.rate}, c.sent, x)
+	for i, h := range heard {
+		switch {
+		case h && c.sent[i].strong:
+			strong++
+		case h:
+			weak++
 		}
 	}
 	return strong, weak, wrong, heard

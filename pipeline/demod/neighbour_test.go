@@ -1,7 +1,6 @@
 package demod_test
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -18,7 +17,7 @@ import (
 type crowd struct {
 	rate, center float64
 	clean        []complex64
-	want         [][]byte
+	sent         []sentTelegram
 }
 
 func newCrowd(tb testing.TB, rate, center float64, frames int, seed uint64) *crowd {
@@ -41,8 +40,8 @@ func newCrowd(tb testing.TB, rate, center float64, frames int, seed uint64) *cro
 			tb.Fatal(err)
 		}
 		c.clean = mod.AppendSilence(c.clean, mod.SamplesFor(40+rng.IntN(60)))
+		c.sent = append(c.sent, sentTelegram{data: tel.Data, syncAt: syncPosition(len(c.clean), cod, rate, mod.Signal().ChipErrorPPM)})
 		c.clean = mod.AppendChips(c.clean, chipsOf(tb, cod, tel, 40))
-		c.want = append(c.want, tel.Data)
 	}
 	c.clean = append(c.clean, make([]complex64, int(rate/1000))...)
 	return c
@@ -78,25 +77,10 @@ func (c *crowd) render(dst []complex64, ebn0 float64, nb synth.Interferer, level
 	return x
 }
 
-// count decodes x and returns the telegrams heard right (once each) and
-// the false or repeated frames.
+// count decodes x and returns the telegrams heard right and the false
+// frames: wrong bytes, a telegram reported twice or where it was not sent.
 func (c *crowd) count(tb testing.TB, x []complex64) (ok, wrong int) {
-	frames, _ := decodeAll(tb, demod.Config{SampleRate: c.rate, CenterHz: c.center}, x, 1<<16)
-	seen := make([]bool, len(c.want))
-	for _, f := range frames {
-		hit := false
-		for i, w := range c.want {
-			if !seen[i] && bytes.Equal(f.Data, w) {
-				seen[i], hit = true, true
-				break
-			}
-		}
-		if hit {
-			ok++
-		} else {
-			wrong++
-		}
-	}
+	ok, wrong, _ = countHeard(tb, demod.Config{SampleRate: c.rate, CenterHz: c.center}, c.sent, x)
 	return ok, wrong
 }
 
