@@ -261,6 +261,8 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	dc.refineTones(z, syncChips,
 		func(k int) float64 { return end - float64(syncChips-k)*spc },
 		func(k int) bool { return syncPattern>>uint(syncChips-1-k)&1 == 1 })
+	// With the tones right the match is sharper; it moves the timing by
+	// a fraction of a chip at most.
 	end = dc.refineTiming(z, end, 2)
 	if math.Abs(dc.wc) > 1.25*d.maxOffset {
 		return result{status: statusBadCoding}
