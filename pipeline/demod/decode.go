@@ -31,14 +31,6 @@ type result struct {
 // chip) with negligible lag.
 const timingGain = 0.12
 
-// CRC-aided correction considers at most correctCandidates of a block's
-// bits, the least reliable ones, and only those weaker than correctWeak
-// times the block's mean reliability.
-var (
-	correctCandidates = 12
-	correctWeak       = 0.35
-)
-
 // decoder demodulates one telegram from the history once its sync word is
 // known. All buffers are sized for the longest telegram in init.
 type decoder struct {
@@ -52,9 +44,7 @@ type decoder struct {
 	raw    []byte      // on-air bytes
 	out    []byte      // CRC-less bytes before they are handed out
 	blocks []block     // CRC blocks of raw
-	order  []int       // scratch: chip indices by reliability
-	synd   []uint16    // scratch: CRC syndrome of each candidate bit
-	zero   []byte      // scratch for syndrome computation
+	fix    corrector   // CRC-aided correction's tables and scratch
 	// Moments of the decided tone's matched filter per tone (0, 1), for
 	// the SNR estimate: count, Σ|C|², Σ|C|⁴.
 	mom [2][3]float64
@@ -70,9 +60,7 @@ func (dc *decoder) init(d *derived) {
 	dc.raw = make([]byte, 0, 300)
 	dc.out = make([]byte, 0, 300)
 	dc.blocks = make([]block, 0, 20)
-	dc.order = make([]int, 0, 256)
-	dc.synd = make([]uint16, 0, correctCandidates+2)
-	dc.zero = make([]byte, 256)
+	dc.fix.init()
 }
 
 // setTones builds the matched-filter tables for centre wc and deviation wd.
@@ -87,18 +75,25 @@ func (dc *decoder) setTones(wc, wd float64) {
 }
 
 // corr is the matched filter over [t, t+length) of z (local sample units),
-// each sample weighted by its overlap with the window, with the tone tables
-// referenced to sample ref.
+// each sample weighted by its overlap with the window (only the first and
+// the last can be partial), with the tone tables referenced to sample ref.
 func (dc *decoder) corr(z []complex64, t, length float64, ref int) (p, q complex64) {
 	end := t + length
 	n0 := int(math.Floor(t))
-	for n := n0; float64(n) < end; n++ {
-		w := float32(math.Min(float64(n+1), end) - math.Max(float64(n), t))
-		v := z[n] * complex(w, 0)
-		p += v * dc.tabP[n-ref]
-		q += v * dc.tabM[n-ref]
+	n1 := int(math.Ceil(end)) - 1 // last sample inside the window
+	if n1 <= n0 {
+		v := z[n0] * complex(float32(length), 0)
+		return v * dc.tabP[n0-ref], v * dc.tabM[n0-ref]
 	}
-	return p, q
+	v := z[n0] * complex(float32(float64(n0+1)-t), 0)
+	p, q = v*dc.tabP[n0-ref], v*dc.tabM[n0-ref]
+	tp, tm := dc.tabP[n0+1-ref:n1-ref], dc.tabM[n0+1-ref:n1-ref]
+	for i, v := range z[n0+1 : n1] {
+		p += v * tp[i]
+		q += v * tm[i]
+	}
+	v = z[n1] * complex(float32(end-float64(n1)), 0)
+	return p + v*dc.tabP[n1-ref], q + v*dc.tabM[n1-ref]
 }
 
 func abs2(c complex64) float32 { return real(c)*real(c) + imag(c)*imag(c) }
@@ -125,24 +120,33 @@ func (dc *decoder) patternScore(z []complex64, end float64) float32 {
 	return s
 }
 
-// refineTiming searches ±half a chip around end for the best sync match.
-func (dc *decoder) refineTiming(z []complex64, end float64) float64 {
-	spc := dc.d.spc
-	const steps = 8
-	h := spc / steps
-	best, bestI := float32(math.Inf(-1)), 0
+// refineTiming moves end by up to span eighths of a chip to where the sync
+// pattern matches best. The match falls off over a chip on either side of
+// its peak, so a coarse-to-fine search (steps of half, quarter and eighth
+// of a chip, each from the best so far) finds the peak with a few
+// evaluations; a parabola through it and its neighbours gives the rest.
+func (dc *decoder) refineTiming(z []complex64, end float64, span int) float64 {
+	const steps = 8 // evaluations per chip
+	h := dc.d.spc / steps
 	var sc [2*steps + 1]float32
-	for i := -steps; i <= steps; i++ {
-		s := dc.patternScore(z, end+float64(i)*h)
-		sc[i+steps] = s
-		if s > best {
-			best, bestI = s, i
+	var have [2*steps + 1]bool
+	score := func(i int) float32 {
+		if !have[i+steps] {
+			sc[i+steps], have[i+steps] = dc.patternScore(z, end+float64(i)*h), true
+		}
+		return sc[i+steps]
+	}
+	best := 0
+	for step := steps / 2; step >= 1; step /= 2 {
+		for _, c := range [2]int{best - step, best + step} {
+			if c >= -span && c <= span && score(c) > score(best) {
+				best = c
+			}
 		}
 	}
-	t := end + float64(bestI)*h
-	if bestI > -steps && bestI < steps {
-		// Parabola through the peak and its neighbours.
-		a, b, c := sc[bestI+steps-1], sc[bestI+steps], sc[bestI+steps+1]
+	t := end + float64(best)*h
+	if best > -span && best < span {
+		a, b, c := score(best-1), score(best), score(best+1)
 		if den := a - 2*b + c; den < 0 {
 			t += float64(0.5*(a-c)/den) * h
 		}
@@ -252,12 +256,14 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		return dc.more(c, 2, final)
 	}
 	dc.setTones(float64(c.dc)/float64(d.spcI), d.dev)
-	end = dc.refineTiming(z, end)
+	end = dc.refineTiming(z, end, 8)
 	// Known chips of the sync pattern correct the carrier and deviation.
 	dc.refineTones(z, syncChips,
 		func(k int) float64 { return end - float64(syncChips-k)*spc },
 		func(k int) bool { return syncPattern>>uint(syncChips-1-k)&1 == 1 })
-	end = dc.refineTiming(z, end)
+	// With the tones right the match is sharper; it moves the timing by
+	// a fraction of a chip at most.
+	end = dc.refineTiming(z, end, 2)
 	if math.Abs(dc.wc) > 1.25*d.maxOffset {
 		return result{status: statusBadCoding}
 	}
@@ -269,18 +275,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		if end+18*spc > avail {
 			return dc.more(c, 18, final)
 		}
-		var w uint16
-		t := end
-		for range 16 {
-			w = w<<1 | uint16(b2u(dc.chip(z, t) > 0))
-			t += spc
-		}
-		for _, s := range c1Second {
-			if onesCount16(w^s.word) <= 2 {
-				mode, format, start = C1, s.format, t
-				break
-			}
-		}
+		mode, format, start = dc.secondSync(z, end)
 	}
 	if mode == 0 {
 		if d.cfg.Modes&T1 == 0 {
@@ -297,8 +292,7 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 		return dc.more(c, offset+chipsPerByte+2, final)
 	}
 	// The L byte tells how many bytes follow.
-	tEnd := dc.demodChips(z, start, 0, chipsPerByte)
-	_ = tEnd
+	dc.demodChips(z, start, 0, chipsPerByte)
 	lbyte, ok := dc.byteAt(mode, 0)
 	if !ok {
 		return result{status: statusBadCoding}
@@ -311,42 +305,80 @@ func (dc *decoder) decode(m *Demodulator, c *candidate, final bool) result {
 	if start+(float64(nChips)*1.0002+2)*spc > avail {
 		return dc.more(c, offset+nChips+2, final)
 	}
-
-	// Two passes: the second re-estimates the tones from the first pass's
-	// decisions over the whole frame.
 	var fr Frame
+	frameEnd, st := dc.demodFrame(z, start, mode, format, nBytes, &fr)
+	if st != statusFrame {
+		return result{status: st}
+	}
+	dc.describe(m, &fr, end, frameEnd)
+	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
+}
+
+// secondSync reads the 16 chips after the first sync word ending at end:
+// a second C1 sync word names the frame format and the data follow it;
+// anything else leaves mode 0.
+func (dc *decoder) secondSync(z []complex64, end float64) (Mode, wmbus.Format, float64) {
+	var w uint16
+	t := end
+	for range 16 {
+		w = w<<1 | uint16(b2u(dc.chip(z, t) > 0))
+		t += dc.d.spc
+	}
+	for _, s := range c1Second {
+		if onesCount16(w^s.word) <= 2 {
+			return C1, s.format, t
+		}
+	}
+	return 0, wmbus.FormatA, end
+}
+
+// demodFrame demodulates the nBytes of a telegram starting at chip start
+// into fr and returns where its last chip ends. Two passes: the second
+// re-estimates the tones from the first pass's decisions over the whole
+// frame.
+func (dc *decoder) demodFrame(z []complex64, start float64, mode Mode, format wmbus.Format, nBytes int, fr *Frame) (float64, status) {
+	nChips := nBytes * 8
+	if mode == T1 {
+		nChips = nBytes * 12
+	}
+	tau := func(k int) float64 { return dc.taus[k] }
+	one := func(k int) bool { return dc.soft[k] > 0 }
 	var st status
 	var frameEnd float64
 	for pass := range 2 {
 		dc.mom = [2][3]float64{}
 		frameEnd = dc.demodChips(z, start, 0, nChips)
-		st = dc.assemble(mode, format, nBytes, &fr)
+		st = dc.assemble(mode, format, nBytes, fr)
 		if st == statusFrame || pass == 1 {
 			break
 		}
-		dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
+		dc.refineTones(z, nChips, tau, one)
 	}
-	if st != statusFrame {
-		return result{status: st}
+	if st == statusFrame {
+		// The carrier offset reported is measured over the whole frame,
+		// its chips now known.
+		dc.refineTones(z, nChips, tau, one)
+		fr.Mode, fr.Format = mode, format
 	}
-	// The carrier offset reported is measured over the whole frame, its
-	// chips now known.
-	dc.refineTones(z, nChips, func(k int) float64 { return dc.taus[k] }, func(k int) bool { return dc.soft[k] > 0 })
-	fr.Mode = mode
-	fr.Format = format
+	return frameEnd, st
+}
+
+// describe fills in what the radio saw of a frame whose sync word ended at
+// end and whose last chip ended at frameEnd (local decimated indices).
+func (dc *decoder) describe(m *Demodulator, fr *Frame, end, frameEnd float64) {
+	d := dc.d
 	fr.OffsetHz = dc.wc * d.rate / (2 * math.Pi)
-	syncStart := end - 16*spc
+	syncStart := end - 16*d.spc
 	fr.Position = int64(math.Round((syncStart+float64(m.base))*float64(d.decim) - m.dec.Delay()))
 	// Level: mean power over the frame (the channel filter has unity gain).
 	var pw float64
 	i0, i1 := int(syncStart), min(int(frameEnd), m.n)
-	for _, v := range z[i0:i1] {
+	for _, v := range m.z[i0:i1] {
 		pw += float64(abs2(v))
 	}
 	pw /= float64(max(1, i1-i0))
 	fr.LevelDBFS = 10 * math.Log10(pw+1e-20)
 	fr.SNRdB = dc.snr()
-	return result{status: statusFrame, frame: fr, end: frameEnd + float64(m.base)}
 }
 
 func onesCount16(v uint16) int {
@@ -419,135 +451,12 @@ func (dc *decoder) assemble(mode Mode, format wmbus.Format, nBytes int, fr *Fram
 	if err != nil {
 		return statusBadCRC
 	}
+	if fr.Corrected == 0 && mode == C1 && dc.d.correction > 0 && !dc.surelyClean(nBytes, format) {
+		return statusBadCRC
+	}
 	// The one allocation per frame: the caller keeps the bytes.
 	fr.Data = bytes.Clone(data)
 	return statusFrame
-}
-
-// correctBlock makes block b's CRC check by flipping at most d.correction of
-// its least reliable bits (never the L byte, which fixed the frame length),
-// choosing the cheapest set that works. The CRC is linear, so each bit's
-// effect on the syndrome is computed once and sets are tried by XOR.
-func (dc *decoder) correctBlock(b block) (int, bool) {
-	raw := dc.raw
-	syn := wmbus.CRC(raw[b.start:b.crc]) ^ (uint16(raw[b.crc])<<8 | uint16(raw[b.crc+1]))
-	if syn == 0 {
-		return 0, true
-	}
-	// Least reliable bits of the block, and only those clearly weaker than
-	// a typical chip: a strong chip that is wrong means more errors than
-	// the bound, and flipping weak ones would then forge a CRC match.
-	first := max(b.start, 1) * 8
-	last := (b.crc + 2) * 8
-	var mean float64
-	for _, v := range dc.soft[first:last] {
-		mean += math.Abs(float64(v))
-	}
-	limit := float32(correctWeak * mean / float64(last-first))
-	dc.order = dc.order[:0]
-	for k := first; k < last; k++ {
-		if float32(math.Abs(float64(dc.soft[k]))) < limit {
-			dc.order = insertByReliability(dc.order, k, dc.soft, correctCandidates)
-		}
-	}
-	// Syndrome contribution of each candidate bit.
-	dc.synd = dc.synd[:0]
-	n := b.crc - b.start
-	for _, k := range dc.order {
-		byteI, bit := k/8, 7-k%8
-		var s uint16
-		if byteI >= b.crc {
-			s = 1 << uint(bit+8*(b.crc+1-byteI))
-		} else {
-			z := dc.zero[:n]
-			z[byteI-b.start] = 1 << uint(bit)
-			s = wmbus.CRC(z) ^ 0xFFFF // linear part: CRC of zeros is 0xFFFF
-			z[byteI-b.start] = 0
-		}
-		dc.synd = append(dc.synd, s)
-	}
-	best, bestCost := [4]int{-1, -1, -1, -1}, float32(math.Inf(1))
-	cost := func(i int) float32 { return float32(math.Abs(float64(dc.soft[dc.order[i]]))) }
-	nc := len(dc.synd)
-	solutions := 0
-	for i := range nc {
-		if dc.synd[i] == syn {
-			solutions++
-			if cost(i) < bestCost {
-				best, bestCost = [4]int{i, -1, -1, -1}, cost(i)
-			}
-		}
-		if dc.d.correction < 2 {
-			continue
-		}
-		for j := i + 1; j < nc; j++ {
-			s2 := dc.synd[i] ^ dc.synd[j]
-			if s2 == syn {
-				solutions++
-				if cost(i)+cost(j) < bestCost {
-					best, bestCost = [4]int{i, j, -1, -1}, cost(i)+cost(j)
-				}
-			}
-			if dc.d.correction < 3 {
-				continue
-			}
-			for k := j + 1; k < nc; k++ {
-				s3 := s2 ^ dc.synd[k]
-				if s3 == syn {
-					solutions++
-					if cost(i)+cost(j)+cost(k) < bestCost {
-						best, bestCost = [4]int{i, j, k, -1}, cost(i)+cost(j)+cost(k)
-					}
-				}
-				if dc.d.correction < 4 {
-					continue
-				}
-				for l := k + 1; l < nc; l++ {
-					if s3^dc.synd[l] == syn {
-						solutions++
-						if cost(i)+cost(j)+cost(k)+cost(l) < bestCost {
-							best, bestCost = [4]int{i, j, k, l}, cost(i)+cost(j)+cost(k)+cost(l)
-						}
-					}
-				}
-			}
-		}
-	}
-	// This CRC does not see two errors 151 bits apart (x^151 ≡ 1 modulo
-	// its polynomial), so within long blocks several flip sets can match:
-	// then the frame is ambiguous and dropped rather than guessed.
-	if best[0] < 0 || solutions > 1 {
-		return 0, false
-	}
-	flipped := 0
-	for _, i := range best {
-		if i < 0 {
-			break
-		}
-		k := dc.order[i]
-		raw[k/8] ^= 1 << uint(7-k%8)
-		dc.soft[k] = -dc.soft[k]
-		flipped++
-	}
-	return flipped, true
-}
-
-// insertByReliability keeps order as the (at most limit) chip indices with
-// the smallest |soft|, sorted ascending.
-func insertByReliability(order []int, k int, soft []float32, limit int) []int {
-	r := math.Abs(float64(soft[k]))
-	if len(order) == limit && r >= math.Abs(float64(soft[order[limit-1]])) {
-		return order
-	}
-	if len(order) < limit {
-		order = append(order, k)
-	}
-	i := len(order) - 1
-	for ; i > 0 && math.Abs(float64(soft[order[i-1]])) > r; i-- {
-		order[i] = order[i-1]
-	}
-	order[i] = k
-	return order
 }
 
 // snr estimates signal over noise energy from the second and fourth
@@ -559,7 +468,17 @@ func insertByReliability(order []int, k int, soft []float32, limit int) []int {
 // different gain far off the channel. With the filter spanning one chip,
 // S/N is the chip's Eb/N0.
 func (dc *decoder) snr() float64 {
-	var s, n float64
+	s, n := dc.energies()
+	if n <= 0 {
+		return 60 // no measurable noise
+	}
+	return math.Min(60, 10*math.Log10(math.Max(s/n, 1e-6)))
+}
+
+// energies returns the mean signal and noise energy per chip of the
+// decided tone's matched filter (the units of soft), from the moments.
+func (dc *decoder) energies() (s, n float64) {
+	var cnt float64
 	for _, mo := range dc.mom {
 		if mo[0] == 0 {
 			continue
@@ -568,9 +487,10 @@ func (dc *decoder) snr() float64 {
 		st := math.Sqrt(math.Max(0, 2*m2*m2-m4))
 		s += st * mo[0]
 		n += (m2 - st) * mo[0]
+		cnt += mo[0]
 	}
-	if n <= 0 {
-		return 60 // no measurable noise
+	if cnt == 0 {
+		return 0, 0
 	}
-	return math.Min(60, 10*math.Log10(math.Max(s/n, 1e-6)))
+	return s / cnt, n / cnt
 }

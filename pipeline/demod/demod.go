@@ -126,13 +126,21 @@ func (m *Demodulator) Config() Config { return m.d.cfg }
 // DecimatedRate is the sample rate after the channel filter.
 func (m *Demodulator) DecimatedRate() float64 { return m.d.rate }
 
-// Reset forgets the stream so far (for a new recording).
+// Reset forgets the stream so far (for a new recording). The buffers are
+// kept: only the state that carries across Work calls is cleared.
 func (m *Demodulator) Reset() {
-	cfg := m.d.cfg
-	n, _ := New(cfg) // cfg was valid before
+	m.dec = newDecimator(m.d.stages, m.d.decim)
+	if m.mix != nil {
+		m.mix.phase = 0
+	}
+	m.disc = Discriminator{}
+	m.n, m.base = 0, 0
+	m.tick, m.phase = float64(m.d.spcI), 0
+	clear(m.phases)
+	m.pend, m.doneEnd = m.pend[:0], 0
+	m.stats = Stats{}
+	m.spec = newSpectrumMeter(m.d.cfg.SampleRate, m.d.cfg.CenterHz)
 	v := m.view
-	*m = *n
-	m.view = v
 	v.mu.Lock()
 	v.stats = Stats{}
 	v.spectrum.PowerDBFS = v.spectrum.PowerDBFS[:0]

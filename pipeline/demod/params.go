@@ -11,7 +11,8 @@
 //	decoder      per candidate: carrier offset and timing refinement,
 //	             noncoherent matched filter per chip with timing tracking,
 //	             C1 NRZ / T1 3-out-of-6 framing, CRC checks with bounded
-//	             correction of the least reliable bits
+//	             correction of the least reliable bits, taken only when
+//	             clearly the likeliest error (correction.go)
 //
 // All sizes derive once from Config (sample rate, chip rate, channel); every
 // buffer is allocated in New. Work allocates only for frames it reports.

@@ -19,7 +19,7 @@ func TestStatsAndSpectrum(t *testing.T) {
 	// Pad to 2.5 s so that at least two snapshots are published.
 	c.clean = append(c.clean, make([]complex64, int(2.5*rate)-len(c.clean))...)
 	rng := rand.New(rand.NewPCG(4, 4))
-	x := c.render(20, synth.Interferer{OffsetHz: 400e3}, 30, rng)
+	x := c.render(nil, 20, synth.Interferer{OffsetHz: 400e3}, 30, c.unitNoise(rng), rng)
 	d, err := demod.New(demod.Config{SampleRate: rate})
 	if err != nil {
 		t.Fatal(err)

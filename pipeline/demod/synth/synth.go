@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/cmplx"
 	"math/rand/v2"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
@@ -240,7 +241,8 @@ func (m *Modulator) AppendChips(dst []complex64, chips []byte) []complex64 {
 	a := m.s.Amplitude
 	for t := 0.0; t < total; t += dt {
 		// Phase at the sample instant, then advance over [t, t+dt).
-		dst = append(dst, complex(float32(a*math.Cos(m.phase)), float32(a*math.Sin(m.phase))))
+		s, c := math.Sincos(m.phase)
+		dst = append(dst, complex(float32(a*c), float32(a*s)))
 		end := t + dt
 		for u := t; u < end; {
 			k := int(u / tc)
@@ -255,9 +257,25 @@ func (m *Modulator) AppendChips(dst []complex64, chips []byte) []complex64 {
 			m.phase += w(chips[k]) * (next - u)
 			u = next
 		}
-		m.phase = math.Remainder(m.phase, 2*math.Pi)
+		if m.phase > math.Pi || m.phase < -math.Pi {
+			m.phase = math.Remainder(m.phase, 2*math.Pi)
+		}
 	}
 	return dst
+}
+
+// AddChips adds the FSK samples of chips to x from sample at on, as a
+// second transmitter on the air at the same time would (a collision), and
+// returns the index after its last sample. Samples that would fall outside
+// x are left out; the phase still advances over them.
+func (m *Modulator) AddChips(x []complex64, at int, chips []byte) int {
+	y := m.AppendChips(nil, chips)
+	for i, v := range y {
+		if j := at + i; j >= 0 && j < len(x) {
+			x[j] += v
+		}
+	}
+	return at + len(y)
 }
 
 // NoiseVariance is the complex noise variance per sample that gives ebn0dB
@@ -290,8 +308,15 @@ func AppendCU8(dst []byte, x []complex64) []byte {
 // Quantise rounds x in place to what an 8-bit cu8 recording would hold.
 func Quantise(x []complex64) {
 	q := func(v float32) float32 {
-		f := math.Round(float64(v)*127.5 + 127.5)
-		f = math.Max(0, math.Min(255, f))
+		f := float64(v)*127.5 + 127.5
+		switch {
+		case f <= 0:
+			f = 0
+		case f >= 255:
+			f = 255
+		default:
+			f = float64(int(f + 0.5)) // round half up: f is not negative
+		}
 		return float32((f - 127.5) / 127.5)
 	}
 	for i, v := range x {
@@ -316,14 +341,14 @@ type Interferer struct {
 // phase and (for FSK) random chips from rng. The phase is continuous.
 func AddInterferer(x []complex64, sampleRate float64, in Interferer, rng *rand.Rand) {
 	phase := rng.Float64() * 2 * math.Pi
-	dev := 0.0
-	chipLen := math.Inf(1)
-	alpha := 1.0
-	if in.ChipRate > 0 {
-		chipLen = sampleRate / in.ChipRate
-		alpha = 1 - math.Exp(-1/(0.2*chipLen))
-		dev = in.DeviationHz
+	if in.ChipRate <= 0 {
+		rng.IntN(2) // the draw an FSK interferer makes for its first chip
+		addTone(x, sampleRate, in, phase)
+		return
 	}
+	chipLen := sampleRate / in.ChipRate
+	alpha := 1 - math.Exp(-1/(0.2*chipLen))
+	dev := in.DeviationHz
 	next := 0.0
 	target := 0.0
 	f1, f2 := 0.0, 0.0 // smoothed frequency offsets (two stages)
@@ -342,6 +367,25 @@ func AddInterferer(x []complex64, sampleRate float64, in Interferer, rng *rand.R
 		f2 += alpha * (f1 - f2)
 		s, c := math.Sincos(phase)
 		x[i] += complex(float32(in.Amplitude*c), float32(in.Amplitude*s))
-		phase = math.Remainder(phase+2*math.Pi*(in.OffsetHz+f2)/sampleRate, 2*math.Pi)
+		phase += 2 * math.Pi * (in.OffsetHz + f2) / sampleRate
+		if phase > math.Pi || phase < -math.Pi {
+			phase = math.Remainder(phase, 2*math.Pi)
+		}
+	}
+}
+
+// addTone adds a carrier of constant frequency: a rotator, rescaled to its
+// amplitude every 1024 samples so that rounding cannot make it drift.
+func addTone(x []complex64, sampleRate float64, in Interferer, phase float64) {
+	s, c := math.Sincos(2 * math.Pi * in.OffsetHz / sampleRate)
+	rot := complex(c, s)
+	s, c = math.Sincos(phase)
+	z := complex(in.Amplitude*c, in.Amplitude*s)
+	for i := range x {
+		x[i] += complex64(z)
+		z *= rot
+		if i&1023 == 1023 {
+			z *= complex(in.Amplitude/cmplx.Abs(z), 0)
+		}
 	}
 }

@@ -184,5 +184,44 @@ func TestAddInterferer(t *testing.T) {
 		if math.Abs(p-in.Amplitude*in.Amplitude) > 1e-3 || math.Abs(f-in.OffsetHz) > 3e3 {
 			t.Errorf("%+v: power %.4f, mean frequency %.0f Hz", in, p, f)
 		}
+		if in.ChipRate != 0 {
+			continue
+		}
+		// A carrier keeps its amplitude and frequency sample by sample.
+		step := 2 * math.Pi * in.OffsetHz / rate
+		for i := 1; i < len(x); i++ {
+			d := cmplx.Phase(complex128(x[i])*cmplx.Conj(complex128(x[i-1]))) - step
+			if a := cmplx.Abs(complex128(x[i])); math.Abs(a-in.Amplitude) > 1e-5 || math.Abs(math.Remainder(d, 2*math.Pi)) > 1e-5 {
+				t.Fatalf("%+v: sample %d has amplitude %.6f, phase step off by %.2g rad", in, i, a, d)
+			}
+		}
+	}
+}
+
+// AddChips lays a second transmission over a capture: where both are on
+// the air the samples are the sum of the two, elsewhere each alone, and
+// what falls outside the capture is left out.
+func TestAddChipsOverlaps(t *testing.T) {
+	sig := Signal{SampleRate: 1.6e6, ChipRate: 100e3, DeviationHz: 45e3, OffsetHz: 10e3, Amplitude: 0.5}
+	chips := []byte{0, 1, 0, 1, 1, 1, 0, 0, 1, 0}
+	a, _ := NewModulator(sig)
+	alone := a.AppendChips(nil, chips) // 160 samples
+	for _, at := range []int{-50, 0, 70, 200} {
+		base, _ := NewModulator(Signal{SampleRate: 1.6e6, ChipRate: 100e3, DeviationHz: 45e3, OffsetHz: -30e3, Amplitude: 0.2})
+		x := base.AppendChips(nil, append(chips, chips...)) // 320 samples
+		orig := append([]complex64(nil), x...)
+		b, _ := NewModulator(sig)
+		if end := b.AddChips(x, at, chips); end != at+len(alone) {
+			t.Errorf("at %d: end %d, want %d", at, end, at+len(alone))
+		}
+		for i := range x {
+			want := orig[i]
+			if k := i - at; k >= 0 && k < len(alone) {
+				want += alone[k]
+			}
+			if cmplx.Abs(complex128(x[i]-want)) > 1e-6 {
+				t.Fatalf("at %d: sample %d is %v, want %v", at, i, x[i], want)
+			}
+		}
 	}
 }
