@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/cputime"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/demod/synth"
 )
@@ -40,7 +41,7 @@ func BenchmarkThroughput(b *testing.B) {
 			frames := 0
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuSeconds()
+			cpu0 := cputime.Seconds()
 			for range b.N {
 				for i := 0; i < len(x); i += block {
 					out = d.Work(x[i:min(i+block, len(x))], out[:0])
@@ -48,7 +49,7 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			cpu := cpuSeconds() - cpu0
+			cpu := cputime.Seconds() - cpu0
 			if frames < 4*b.N {
 				b.Errorf("%d frames in %d passes, want 4 per pass", frames, b.N)
 			}
