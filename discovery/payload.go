@@ -155,7 +155,6 @@ func MeterDeviceID(id wmbus.ID) string { return "kamstrup_" + id.String() }
 type Meter struct {
 	ID       wmbus.ID
 	Name     string // empty: "Kamstrup <model> <id>"
-	Model    string // overrides the decoder's model when set
 	Disabled bool   // a disabled meter is treated as removed
 }
 
@@ -393,12 +392,10 @@ func meterName(m Meter, model string) string {
 	return "Kamstrup " + model + " " + m.ID.String()
 }
 
-// meterModel picks the list's override, else the decoder's model; an
-// unknown model is left out rather than published as "unknown".
-func meterModel(m Meter, decoded string) string {
-	if m.Model != "" {
-		return m.Model
-	}
+// meterModel is the reading's model (the meter list's override is already
+// applied to it, once, by the gateway); an unknown model is left out rather
+// than published as "unknown".
+func meterModel(decoded string) string {
 	if decoded == "unknown" {
 		return ""
 	}
@@ -415,7 +412,7 @@ func (s Site) origin() Origin {
 func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, error) {
 	id := m.ID.String()
 	dev := MeterDeviceID(m.ID)
-	model := meterModel(m, decodedModel)
+	model := meterModel(decodedModel)
 	cfg := DeviceConfig{
 		Device: Device{
 			Identifiers:      []string{dev},

@@ -112,7 +112,7 @@ func TestGolden(t *testing.T) {
 		msg  Message
 	}{
 		{"meter_74493770", must(t)(MeterConfig(s, Meter{ID: vec.ID}, vec.Model, FeaturesOf(&vec)))},
-		{"meter_74493770_radio_named", must(t)(MeterConfig(s, Meter{ID: rad.ID, Name: "Kitchen water", Model: "flowIQ 2102"}, rad.Model, FeaturesOf(&rad)))},
+		{"meter_74493770_radio_named", must(t)(MeterConfig(s, Meter{ID: rad.ID, Name: "Kitchen water"}, "flowIQ 2102", FeaturesOf(&rad)))},
 		{"meter_52525252_flowiq2200", must(t)(MeterConfig(s, Meter{ID: r22.ID}, r22.Model, FeaturesOf(&r22)))},
 		{"meter_74493770_removed", RemoveMeter(s, vec.ID)},
 		{"gateway", must(t)(GatewayConfig(s))},
@@ -366,7 +366,10 @@ func FuzzMeterConfig(f *testing.F) {
 			r.Time = t0
 		}
 		feats := FeaturesOf(&r)
-		m, err := MeterConfig(s, Meter{ID: r.ID, Name: name, Model: override}, r.Model, feats)
+		if override != "" { // the meter list's model, as the gateway applies it
+			r.Model = override
+		}
+		m, err := MeterConfig(s, Meter{ID: r.ID, Name: name}, r.Model, feats)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -101,7 +101,7 @@ func (m mqttOutput) SetMeters(s *meters.Snapshot) {
 	}
 	ms := make([]discovery.Meter, 0, len(s.Meters))
 	for _, x := range s.Meters {
-		ms = append(ms, discovery.Meter{ID: x.ID, Name: x.Name, Model: x.Model, Disabled: !x.Enabled})
+		ms = append(ms, discovery.Meter{ID: x.ID, Name: x.Name, Disabled: !x.Enabled})
 	}
 	m.p.SetMeters(ms)
 }
