@@ -436,6 +436,27 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 		c.DefaultEntityID = c.Platform + "." + dev + "_" + key
 		cfg.Components[key] = c
 	}
+	addValues(add, f)
+	addAlarms(add, f)
+	addDiagnostics(add, s, m.ID, f)
+	if f.Time {
+		// Version 0.1.0 announced a "Last seen" sensor; a component with
+		// only its platform removes it from Home Assistant.
+		cfg.Components[removedLastSeen] = Component{Platform: "sensor"}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return Message{}, fmt.Errorf("meter %s: discovery payload: %w", id, err)
+	}
+	return Message{Topic: s.DeviceConfigTopic(dev), Payload: b, Retain: true}, nil
+}
+
+// adder adds one component under its key.
+type adder func(key string, c Component)
+
+// addValues adds a sensor per quantity the meter reported, the month's
+// consumption and the target date.
+func addValues(add adder, f Features) {
 	for q := range kamstrup.NumQuantities {
 		if f.Quantities&(1<<q) == 0 {
 			continue
@@ -481,6 +502,10 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			ValueTemplate: numberTemplate("target_date"),
 		})
 	}
+}
+
+// addAlarms adds a problem sensor per alarm and the 30-day history.
+func addAlarms(add adder, f Features) {
 	var history []string
 	for a := range kamstrup.NumAlarms {
 		ai := kamstrup.Alarms[a]
@@ -505,6 +530,11 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 			ValueTemplate:  historyTemplate(history),
 		})
 	}
+}
+
+// addDiagnostics adds the diagnostic entities: info code, signal level,
+// reception and reception quality.
+func addDiagnostics(add adder, s Site, id wmbus.ID, f Features) {
 	if f.InfoCode {
 		add("info_code", Component{
 			Platform:       "sensor",
@@ -539,24 +569,14 @@ func MeterConfig(s Site, m Meter, decodedModel string, f Features) (Message, err
 		Name:           "Reception",
 		DeviceClass:    "connectivity",
 		EntityCategory: "diagnostic",
-		StateTopic:     s.MeterAvailabilityTopic(m.ID),
+		StateTopic:     s.MeterAvailabilityTopic(id),
 		PayloadOn:      Online,
 		PayloadOff:     Offline,
 		Availability:   []Availability{{s.GatewayAvailabilityTopic()}},
 	})
-	if f.Time {
-		// Version 0.1.0 announced a "Last seen" sensor; a component with
-		// only its platform removes it from Home Assistant.
-		cfg.Components[removedLastSeen] = Component{Platform: "sensor"}
-	}
 	if f.Reception {
-		add("reception_quality", receptionComponent(s, m.ID))
+		add("reception_quality", receptionComponent(s, id))
 	}
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return Message{}, fmt.Errorf("meter %s: discovery payload: %w", id, err)
-	}
-	return Message{Topic: s.DeviceConfigTopic(dev), Payload: b, Retain: true}, nil
 }
 
 // RemoveMeter is the empty retained config that removes a meter's device.
