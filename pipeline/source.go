@@ -59,7 +59,8 @@ type RadioOptions struct {
 
 // NewSource opens nothing yet; it picks the source kind for an --input spec:
 // "hex:-", "hex:FILE", "hex:tcp://host:port" for text; anything else (a
-// recording, "-", "rtltcp://…", "rtlsdr://…") is a radio source.
+// recording, "-", "rtltcp://…", "rtlsdr://…") is a radio source;
+// "mqtt://host:port/FILTER" subscribes to frames other receivers publish.
 func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 	if rest, ok := strings.CutPrefix(spec, HexPrefix); ok {
 		if rest == "" {
@@ -69,6 +70,9 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 	}
 	if isVW1871(spec) {
 		return newVW1871Source(spec, stdin)
+	}
+	if IsRemote(spec) {
+		return newRemoteSource(spec)
 	}
 	if spec == "" {
 		return nil, errors.New("no input: give --input (a recording, -, rtltcp://host:port, rtlsdr://0 or hex:-)")

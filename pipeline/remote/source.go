@@ -1,0 +1,214 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// Spec is an MQTT input: mqtt://[user:pass@]host[:port]/TOPIC-FILTER, or
+// mqtts:// for TLS. The filter is used as typed, + and # included; a query
+// ?client_id=NAME fixes the client ID (default: derived from the host name
+// and the filter, the same every start, so the broker keeps the session).
+type Spec struct {
+	Broker   string // tcp://host:port or ssl://host:port
+	User     string
+	Password string
+	Filter   string
+	ClientID string
+}
+
+// Prefixes of MQTT inputs.
+const (
+	Prefix    = "mqtt://"
+	PrefixTLS = "mqtts://"
+)
+
+// IsSpec reports whether an input spec is an MQTT input.
+func IsSpec(s string) bool { return strings.HasPrefix(s, Prefix) || strings.HasPrefix(s, PrefixTLS) }
+
+// ParseSpec reads an MQTT input spec.
+func ParseSpec(spec string) (Spec, error) {
+	bad := func(why string) (Spec, error) {
+		return Spec{}, fmt.Errorf("input %q: %s (want mqtt://[user:pass@]host:port/TOPIC-FILTER, e.g. mqtt://broker:1883/flowiq/frames/#)", redact(spec), why)
+	}
+	u, err := url.Parse(spec)
+	if err != nil {
+		return bad("not a URL")
+	}
+	var s Spec
+	port := "1883"
+	switch u.Scheme {
+	case "mqtt":
+		s.Broker = "tcp://"
+	case "mqtts":
+		s.Broker, port = "ssl://", "8883"
+	default:
+		return bad("unknown scheme")
+	}
+	if u.Hostname() == "" {
+		return bad("no broker host")
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	s.Broker += u.Hostname() + ":" + port
+	if strings.Contains(u.Hostname(), ":") {
+		s.Broker = strings.Replace(s.Broker, u.Hostname(), "["+u.Hostname()+"]", 1)
+	}
+	if u.User != nil {
+		s.User = u.User.Username()
+		s.Password, _ = u.User.Password()
+	}
+	// The filter is the raw path: '#' would end a URL's path, so take it
+	// from the spec itself.
+	rest := spec[strings.Index(spec, "://")+3:]
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 || slash == len(rest)-1 {
+		return bad("no topic filter after the host")
+	}
+	s.Filter = rest[slash+1:]
+	if q := strings.LastIndex(s.Filter, "?client_id="); q >= 0 {
+		s.Filter, s.ClientID = s.Filter[:q], s.Filter[q+len("?client_id="):]
+	}
+	if err := checkFilter(s.Filter); err != nil {
+		return bad(err.Error())
+	}
+	if s.ClientID == "" {
+		host, _ := os.Hostname()
+		h := fnv.New32a()
+		h.Write([]byte(s.Broker + " " + s.Filter))
+		s.ClientID = fmt.Sprintf("flowiq-in-%s-%08x", host, h.Sum32())
+		if len(s.ClientID) > 64 {
+			s.ClientID = s.ClientID[len(s.ClientID)-64:]
+		}
+	}
+	return s, nil
+}
+
+// checkFilter checks an MQTT topic filter: + alone in its level, # alone
+// and last.
+func checkFilter(f string) error {
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
+			return fmt.Errorf("topic filter %q: # must be a whole level and the last", f)
+		case strings.Contains(l, "+") && l != "+":
+			return fmt.Errorf("topic filter %q: + must be a whole level", f)
+		}
+	}
+	return nil
+}
+
+// redact hides a password in an input spec for messages.
+func redact(spec string) string {
+	if u, err := url.Parse(spec); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return spec
+}
+
+// Source subscribes to frames with QoS 1 in a persistent session (clean
+// session off, a fixed client ID): frames published while the decoder is
+// away wait in the broker and arrive when it is back.
+type Source struct {
+	Spec Spec
+
+	mu     sync.Mutex
+	parser Parser
+	frame  Frame
+}
+
+// Name is the spec without the password.
+func (s *Source) Name() string {
+	n := "mqtt://"
+	if strings.HasPrefix(s.Spec.Broker, "ssl://") {
+		n = "mqtts://"
+	}
+	if s.Spec.User != "" {
+		n += s.Spec.User + "@"
+	}
+	return n + s.Spec.Broker[strings.Index(s.Spec.Broker, "://")+3:] + "/" + s.Spec.Filter
+}
+
+// How the source talks to the broker.
+const (
+	connectTimeout    = 10 * time.Second
+	maxReconnectAfter = 5 * time.Second
+	keepAlive         = 30 * time.Second
+)
+
+// Run connects and hands every frame to frame, and every payload that is
+// no frame to skip, until ctx ends. A lost connection is re-established
+// by itself; Run returns an error only when the first connection fails.
+func (s *Source) Run(ctx context.Context, frame func(Frame), skip func(error)) error {
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err := s.parser.Parse(m.Topic(), m.Payload(), &s.frame); err != nil {
+			skip(fmt.Errorf("%s: topic %s: %w", s.Name(), m.Topic(), err))
+			return
+		}
+		frame(s.frame)
+	}
+	subscribed := make(chan error, 1)
+	o := mqtt.NewClientOptions().AddBroker(s.Spec.Broker).SetClientID(s.Spec.ClientID).
+		SetUsername(s.Spec.User).SetPassword(s.Spec.Password).
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(maxReconnectAfter).
+		SetConnectTimeout(connectTimeout).SetKeepAlive(keepAlive).SetOrderMatters(true).
+		// Messages of the stored session may arrive before the
+		// subscription below is renewed: the default handler takes them.
+		SetDefaultPublishHandler(handle).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			skip(fmt.Errorf("%s: connection lost, reconnecting: %w", s.Name(), err))
+		}).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			go func() {
+				t := c.Subscribe(s.Spec.Filter, 1, handle)
+				t.Wait()
+				if err := t.Error(); err != nil {
+					skip(fmt.Errorf("%s: subscribing to %s: %w", s.Name(), s.Spec.Filter, err))
+				}
+				select {
+				case subscribed <- t.Error():
+				default:
+				}
+			}()
+		})
+	c := mqtt.NewClient(o)
+	t := c.Connect()
+	select {
+	case <-t.Done():
+	case <-ctx.Done():
+		c.Disconnect(0)
+		return ctx.Err()
+	}
+	if err := t.Error(); err != nil {
+		return fmt.Errorf("%s: %w", s.Name(), err)
+	}
+	defer c.Disconnect(250)
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			return fmt.Errorf("%s: subscribing: %w", s.Name(), err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(connectTimeout):
+		return fmt.Errorf("%s: %w", s.Name(), errors.New("no answer to the subscription"))
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
