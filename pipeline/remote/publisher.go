@@ -52,6 +52,7 @@ type Publisher struct {
 	queue   []message // ring
 	head, n int
 	dropped int64
+	flying  int // taken from the queue, not yet acknowledged
 	wake    chan struct{}
 	up      chan struct{} // signalled on each (re)connection
 	sent    int64
@@ -201,6 +202,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		}
 		p.mu.Lock()
 		p.sent += int64(len(out) - len(failed))
+		p.flying = 0
 		p.mu.Unlock()
 	}
 }
@@ -215,7 +217,25 @@ func (p *Publisher) take(out []message) []message {
 		p.head = (p.head + 1) % len(p.queue)
 		p.n--
 	}
+	p.flying = len(out)
 	return out
+}
+
+// Flush waits until every frame queued has been acknowledged, or ctx ends.
+func (p *Publisher) Flush(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		idle := p.n == 0 && p.flying == 0
+		p.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d frames not yet acknowledged by the broker: %w", p.Waiting(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // putBack returns messages to the front of the queue, in order, as far as
@@ -223,6 +243,7 @@ func (p *Publisher) take(out []message) []message {
 func (p *Publisher) putBack(ms []message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.flying = 0
 	for i := len(ms) - 1; i >= 0; i-- {
 		if p.n == len(p.queue) {
 			p.dropped += int64(i + 1)
