@@ -15,7 +15,8 @@ import (
 // Frame is one frame read from an MQTT message.
 type Frame struct {
 	Data []byte // the frame; aliases the Parser's buffer until its next Parse
-	// Stripped says Data is CRC-less (its L counts every byte after it).
+	// Stripped says Data is CRC-less (a receiver's message); a hex line
+	// may carry CRCs, which the decoder detects, checks and removes.
 	Stripped bool
 	Radio    wmbus.Radio
 	Time     time.Time // when the receiver heard it; zero when not said
@@ -55,6 +56,10 @@ func (p *Parser) Parse(topic string, payload []byte, f *Frame) error {
 		if err := p.parseJSON(body, f); err != nil {
 			return err
 		}
+		// A receiver's message carries the frame without CRCs, checked
+		// by the receiver: no detection, which could take a CRC-less
+		// frame for one with CRCs by a chance match.
+		f.Stripped = true
 	} else {
 		data, mode, err := wmbus.AppendHexLine(p.buf[:0], string(body))
 		if err != nil {
@@ -66,9 +71,6 @@ func (p *Parser) Parse(topic string, payload []byte, f *Frame) error {
 	if len(f.Data) == 0 {
 		return fmt.Errorf("%w: no frame", ErrMessage)
 	}
-	// A CRC-less frame's L counts every byte after it; one with CRCs is
-	// longer, and the decoder checks and removes them.
-	f.Stripped = int(f.Data[0]) == len(f.Data)-1
 	if f.Radio.Receiver == "" {
 		f.Radio.Receiver = p.topicName(topic)
 	}

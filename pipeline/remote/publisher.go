@@ -81,7 +81,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	p := &Publisher{cfg: cfg, queue: make([]message, cfg.Buffer),
 		wake: make(chan struct{}, 1), up: make(chan struct{}, 1)}
 	status := StatusTopic(cfg.Base, cfg.Name)
-	o := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID("flowiq-rx-" + cfg.Name).
+	o := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID("flowiq-rx-"+cfg.Name).
 		SetUsername(cfg.User).SetPassword(cfg.Password).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(maxReconnectAfter).

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,9 @@ func ParseSpec(spec string) (Spec, error) {
 	}
 	if u.Port() != "" {
 		port = u.Port()
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("port " + port + " is not 1–65535")
+		}
 	}
 	s.Broker += u.Hostname() + ":" + port
 	if strings.Contains(u.Hostname(), ":") {
