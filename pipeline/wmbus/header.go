@@ -68,12 +68,19 @@ var accessAt = map[byte]int{0x8C: 12, 0x8D: 12, 0x8E: 12, 0x8F: 12, 0x7A: 11, 0x
 // PeekAccessNumber reads the access number of a CRC-less frame without
 // parsing (or decrypting) it, as Telegram.AccessNumber would give it.
 func PeekAccessNumber(plain []byte) (byte, bool) {
+	at, ok := AccessNumberAt(plain)
+	if !ok {
+		return 0, false
+	}
+	return plain[at], true
+}
+
+// AccessNumberAt returns the offset of the access number in a CRC-less
+// frame.
+func AccessNumberAt(plain []byte) (int, bool) {
 	if len(plain) <= headerLen {
 		return 0, false
 	}
 	at, ok := accessAt[plain[headerLen]]
-	if !ok || at >= len(plain) {
-		return 0, false
-	}
-	return plain[at], true
+	return at, ok && at < len(plain)
 }
