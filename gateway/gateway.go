@@ -273,7 +273,8 @@ func (g *Gateway) pipeline() *pipeline.Pipeline {
 // DedupHold is how long the first copy of a telegram waits for the copies
 // other receivers heard: MQTT receivers' copies arrive within milliseconds
 // of each other, so a second costs little delay and catches them all.
-const DedupHold = time.Second
+// (A variable only so that tests can wait less.)
+var DedupHold = time.Second
 
 // dedupFor returns copy detection when the inputs can hear one telegram
 // more than once: several inputs, or an MQTT input fed by receivers.

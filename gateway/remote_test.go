@@ -141,6 +141,8 @@ func startReceiver(t *testing.T, ctx context.Context, b *brokertest.Broker, name
 // state message per telegram, the retained state 8.915 m³, and the reading
 // lists the 3 receivers.
 func TestThreeReceiversOneDecoder(t *testing.T) {
+	defer func(h time.Duration) { DedupHold = h }(DedupHold)
+	DedupHold = 300 * time.Millisecond
 	b := brokertest.Start(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -159,9 +161,14 @@ func TestThreeReceiversOneDecoder(t *testing.T) {
 		pipes = append(pipes, w)
 		ends = append(ends, startReceiver(t, ctx, b, n, r))
 	}
-	// Telegrams come 50 ms apart (a real meter: 16 s): Home Assistant's
-	// state follows each one.
-	feed(t, pipes, lines, 25*time.Millisecond)
+	// Each telegram goes to all receivers once the state of the one
+	// before is out (a real meter sends every 16 s, far slower).
+	for i := 0; i < len(lines); i += 2 {
+		feed(t, pipes, lines[i:i+2], 0)
+		brokertest.WaitFor(t, 15*time.Second, fmt.Sprintf("state message %d", i/2+1), func() bool {
+			return len(states.All("flowiq/74493770/state")) >= i/2+1
+		})
+	}
 	for _, w := range pipes {
 		w.Close()
 	}

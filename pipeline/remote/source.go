@@ -285,9 +285,10 @@ func (b *bufferedConn) flusher() {
 	for range b.kick {
 		b.mu.Lock()
 		out := b.out
-		b.out = spare[:0]
+		b.out, spare = spare[:0], nil // the two buffers take turns
 		b.mu.Unlock()
 		if len(out) == 0 {
+			spare = out
 			continue
 		}
 		if _, err := b.Conn.Write(out); err != nil {
