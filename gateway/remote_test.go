@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,7 @@ type recorder struct {
 	mu       sync.Mutex
 	readings []kamstrup.Reading
 	frames   map[string]int // meter ID → frames decoded or tried
+	offline  []string       // receivers reported offline
 }
 
 func (r *recorder) Name() string { return "test recorder" }
@@ -69,6 +71,13 @@ func (r *recorder) Frame(f pipeline.Frame, t *wmbus.Telegram, err error) {
 		r.frames = map[string]int{}
 	}
 	r.frames[fi.ID]++
+}
+func (r *recorder) Problem(err error) {
+	if errors.Is(err, pipeline.ErrReceiverOffline) {
+		r.mu.Lock()
+		r.offline = append(r.offline, err.Error())
+		r.mu.Unlock()
+	}
 }
 func (r *recorder) count() int {
 	r.mu.Lock()
@@ -222,6 +231,11 @@ func TestThreeReceiversOneDecoder(t *testing.T) {
 			t.Errorf("receiver %s status %q after it stopped, want offline", n, got)
 		}
 	}
+	brokertest.WaitFor(t, 10*time.Second, "the decoder reporting the receivers offline", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.offline) == len(names)
+	})
 }
 
 // Acceptance: the broker (with persistence, as Home Assistant's Mosquitto

@@ -132,6 +132,10 @@ func redact(spec string) string {
 // away wait in the broker and arrive when it is back.
 type Source struct {
 	Spec Spec
+	// Status, when set, hears the receivers' online/offline status when
+	// the filter is a frames filter (<base>/frames/…): retained ones at
+	// start, then every change.
+	Status func(receiver, status string)
 
 	mu     sync.Mutex
 	parser Parser
@@ -183,6 +187,15 @@ func (s *Source) Run(ctx context.Context, frame func(Frame), skip func(error)) e
 		}).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			go func() {
+				if i := strings.Index(s.Spec.Filter, "/frames/"); i > 0 && s.Status != nil {
+					// QoS 0: statuses are retained, never queued in the
+					// session, so none arrives before this handler is set.
+					t := c.Subscribe(StatusTopic(s.Spec.Filter[:i], "+"), 0, func(_ mqtt.Client, m mqtt.Message) {
+						levels := strings.Split(m.Topic(), "/")
+						s.Status(levels[len(levels)-2], string(m.Payload()))
+					})
+					t.Wait()
+				}
 				t := c.Subscribe(s.Spec.Filter, 1, handle)
 				t.Wait()
 				if err := t.Error(); err != nil {
