@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // PublisherConfig says where a receiver publishes.
@@ -98,8 +99,27 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 			default:
 			}
 		})
+	o.SetStore(copyingStore{mqtt.NewMemoryStore()})
 	p.client = mqtt.NewClient(o)
 	return p, nil
+}
+
+// copyingStore keeps its own copies of messages and hands out copies.
+// After a reconnection the MQTT client marks each stored message as a
+// duplicate and sends it again; a message published at that very moment
+// is also on its way out, and sharing one object between the two would
+// race.
+type copyingStore struct{ mqtt.Store }
+
+func (s copyingStore) Put(key string, cp packets.ControlPacket) { s.Store.Put(key, copyPublish(cp)) }
+func (s copyingStore) Get(key string) packets.ControlPacket     { return copyPublish(s.Store.Get(key)) }
+
+func copyPublish(cp packets.ControlPacket) packets.ControlPacket {
+	if p, ok := cp.(*packets.PublishPacket); ok {
+		c := *p
+		return &c
+	}
+	return cp
 }
 
 // Topic is where a frame of the meter with this ID goes.
