@@ -151,7 +151,7 @@ func startReceiver(t *testing.T, ctx context.Context, b *brokertest.Broker, name
 // lists the 3 receivers.
 func TestThreeReceiversOneDecoder(t *testing.T) {
 	defer func(h time.Duration) { DedupHold = h }(DedupHold)
-	DedupHold = 300 * time.Millisecond
+	DedupHold = 500 * time.Millisecond // in step with the states below, 35 holds in a row
 	b := brokertest.Start(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
