@@ -48,9 +48,15 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 			}
 			publishFrame(pub, f, t, err, o)
 		},
-		// A receiver has no keys: "no key" and the like are not its
-		// business; the decoder reports them.
-		Problem: func(err error) { o.Log.Debug(err.Error()) },
+		// A receiver has no keys: what is wrong with a telegram ("no
+		// key", …) is the decoder's to report; its inputs' trouble is its own.
+		Problem: func(err error) {
+			if _, ok := wmbus.ErrorMeter(err); ok {
+				o.Log.Debug(err.Error())
+			} else {
+				o.Log.Warn(err.Error())
+			}
+		},
 		Log:     o.Log,
 	}
 	o.Log.Info("receiving", "input", inputNames(srcs), "publishing", pub.String())
