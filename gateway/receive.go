@@ -57,7 +57,7 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 				o.Log.Warn(err.Error())
 			}
 		},
-		Log:     o.Log,
+		Log: o.Log,
 	}
 	o.Log.Info("receiving", "input", inputNames(srcs), "publishing", pub.String())
 	runErr := p.Run(ctx)
