@@ -391,3 +391,26 @@ func startShardDecoder(t *testing.T, ctx context.Context, b *brokertest.Broker, 
 	})
 	return rec
 }
+
+// A decoder that was away (restarted, updated) gets the frames published
+// meanwhile: its subscription is a persistent session with a fixed client
+// ID, and the broker keeps them.
+func TestDecoderAwayGetsFramesLater(t *testing.T) {
+	b := brokertest.Start(t, "")
+	first, stopFirst := context.WithCancel(context.Background())
+	startDecoder(t, first, b, "flowiq/frames/#", "dec")
+	stopFirst()
+	brokertest.WaitFor(t, 15*time.Second, "the decoder gone", func() bool {
+		return strings.Contains(b.Log(), "Client dec-in disconnected") || strings.Contains(b.Log(), "Client dec-in closed its connection")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := testvectors.Frames(t, testvectors.Seed74493770, 35)
+	if err := <-startReceiver(t, ctx, b, "cellar", strings.NewReader(strings.Join(lines, "\n")+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	rec := startDecoder(t, ctx, b, "flowiq/frames/#", "dec")
+	brokertest.WaitFor(t, 15*time.Second, "35 readings", func() bool { return rec.count() >= 35 })
+	time.Sleep(2 * DedupHold)
+	checkOnePerTelegram(t, rec)
+}
