@@ -270,21 +270,6 @@ func (g *Gateway) pipeline() *pipeline.Pipeline {
 	return p
 }
 
-// DedupHold is how long the first copy of a telegram waits for the copies
-// other receivers heard: MQTT receivers' copies arrive within milliseconds
-// of each other, so a second costs little delay and catches them all.
-// (A variable only so that tests can wait less.)
-var DedupHold = time.Second
-
-// dedupFor returns copy detection when the inputs can hear one telegram
-// more than once: several inputs, or an MQTT input fed by receivers.
-func dedupFor(inputs []string) *pipeline.Dedup {
-	if len(inputs) > 1 || (len(inputs) == 1 && pipeline.IsRemote(inputs[0])) {
-		return &pipeline.Dedup{Hold: DedupHold}
-	}
-	return nil
-}
-
 // reading applies the meter list's model override, then hands the reading
 // to the state and every output.
 func (g *Gateway) reading(r *kamstrup.Reading) {

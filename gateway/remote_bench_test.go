@@ -72,7 +72,7 @@ func benchmarkIngest(b *testing.B, conf string) {
 		}
 		in := &counting{Source: src}
 		p := &pipeline.Pipeline{Sources: []pipeline.Source{in}, Decoder: kamstrup.NewDecoder(),
-			Dedup: &pipeline.Dedup{Hold: DedupHold}, Problem: func(error) {}}
+			Dedup: &pipeline.Dedup{Hold: dedupHold}, Problem: func(error) {}}
 		total := int64(len(msgs))
 
 		prev := runtime.GOMAXPROCS(1)

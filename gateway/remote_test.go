@@ -150,8 +150,8 @@ func startReceiver(t *testing.T, ctx context.Context, b *brokertest.Broker, name
 // state message per telegram, the retained state 8.915 m³, and the reading
 // lists the 3 receivers.
 func TestThreeReceiversOneDecoder(t *testing.T) {
-	defer func(h time.Duration) { DedupHold = h }(DedupHold)
-	DedupHold = 500 * time.Millisecond // in step with the states below, 35 holds in a row
+	defer func(h time.Duration) { dedupHold = h }(dedupHold)
+	dedupHold = 500 * time.Millisecond // in step with the states below, 35 holds in a row
 	b := brokertest.Start(t, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -195,7 +195,7 @@ func TestThreeReceiversOneDecoder(t *testing.T) {
 	brokertest.WaitFor(t, 15*time.Second, "35 state messages", func() bool {
 		return len(states.All("flowiq/74493770/state")) >= 35
 	})
-	time.Sleep(2 * DedupHold) // a duplicate would come now
+	time.Sleep(2 * dedupHold) // a duplicate would come now
 	states.Sync()
 	if n := rec.count(); n != 35 {
 		t.Fatalf("%d readings, want 35", n)
@@ -267,7 +267,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	b.Start()
 	send(25, 35)
 	brokertest.WaitFor(t, 30*time.Second, "35 readings", func() bool { return rec.count() >= 35 })
-	time.Sleep(2 * DedupHold)
+	time.Sleep(2 * dedupHold)
 	if n := rec.count(); n != 35 {
 		t.Fatalf("%d readings, want 35", n)
 	}
@@ -310,7 +310,7 @@ func TestShardedDecoders(t *testing.T) {
 		}
 		return n >= len(lines)
 	})
-	time.Sleep(2 * DedupHold)
+	time.Sleep(2 * dedupHold)
 	for id, n := range want {
 		a, b := recs[0].frames[id], recs[1].frames[id]
 		shard := int(id[len(id)-1] - '0')
@@ -411,6 +411,6 @@ func TestDecoderAwayGetsFramesLater(t *testing.T) {
 	}
 	rec := startDecoder(t, ctx, b, "flowiq/frames/#", "dec")
 	brokertest.WaitFor(t, 15*time.Second, "35 readings", func() bool { return rec.count() >= 35 })
-	time.Sleep(2 * DedupHold)
+	time.Sleep(2 * dedupHold)
 	checkOnePerTelegram(t, rec)
 }
