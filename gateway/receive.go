@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
@@ -31,12 +32,12 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 		}
 		srcs = append(srcs, src)
 	}
+	// The publisher outlives the inputs: it sends what they heard last.
 	pubCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = pub.Run(pubCtx) }()
-	defer wg.Wait()
+	defer func() { stop(); wg.Wait() }()
 
 	p := &pipeline.Pipeline{
 		Sources: srcs,
@@ -69,9 +70,10 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 		cancel()
 	}
 	stop()
+	wg.Wait() // the offline status is out
 	s := p.Stats()
 	o.Log.Info("stopped", "frames", s.Frames.Load(), "published", pub.Sent(), "dropped", pub.Dropped())
-	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, io.EOF) {
 		return runErr
 	}
 	return nil
