@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +76,35 @@ func TestReceiverKilledGoesOffline(t *testing.T) {
 	brokertest.WaitRetained(t, b.URL("tcp"), "receiver offline (last will)", func(m map[string]brokertest.Message) bool {
 		return string(m[status].Payload) == remote.Offline
 	}, status)
+}
+
+// A receiver with a radio input (the bundled recording) publishes each
+// frame the demodulator found, with its level, SNR and carrier offset, and
+// exits once the broker has them all.
+func TestReceiveRecording(t *testing.T) {
+	b := brokertest.Start(t, "")
+	frames := brokertest.Subscribe(t, b.URL("tcp"), "flowiq/frames/#")
+	var stderr syncbuf.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	code := execute(context.Background(), e, []string{"receive", "--mqtt", b.URL("tcp"), "--name", "recording",
+		"--input", addonRecording})
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, &stderr)
+	}
+	topic := remote.FrameTopic("flowiq", "0", "recording")
+	brokertest.WaitFor(t, 10*time.Second, "6 frames", func() bool { return len(frames.All(topic)) >= 6 })
+	frames.Sync()
+	msgs := frames.All(topic)
+	if len(msgs) != 6 {
+		t.Fatalf("%d frames published, want the recording's 6", len(msgs))
+	}
+	for _, m := range msgs {
+		var fi map[string]any
+		if err := json.Unmarshal(m.Payload, &fi); err != nil {
+			t.Fatal(err)
+		}
+		if fi["mode"] != "C1" || fi["frame_format"] != "B" || fi["id"] != "74493770" || fi["level_dbfs"] == nil || fi["snr_db"] == nil || fi["offset_hz"] == nil {
+			t.Errorf("message %s", m.Payload)
+		}
+	}
 }
