@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +74,9 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Broker == "" {
 		return nil, errors.New("no broker: give --mqtt tcp://host:1883")
 	}
+	if !strings.Contains(cfg.Broker, "://") {
+		cfg.Broker = "tcp://" + cfg.Broker // host:port, as people type it
+	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
 	}
@@ -84,8 +88,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	status := StatusTopic(cfg.Base, cfg.Name)
 	o := mqtt.NewClientOptions().AddBroker(cfg.Broker).SetClientID("flowiq-rx-"+cfg.Name).
 		SetUsername(cfg.User).SetPassword(cfg.Password).
-		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(maxReconnectAfter).
+		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(maxReconnectAfter).
 		SetConnectTimeout(connectTimeout).SetKeepAlive(keepAlive).
 		SetBinaryWill(status, []byte(Offline), 1, true).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -145,11 +148,11 @@ func (p *Publisher) Send(topic string, payload []byte) {
 	}
 }
 
-// Waiting returns how many frames wait for the broker.
+// Waiting returns how many frames wait for the broker's acknowledgement.
 func (p *Publisher) Waiting() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.n
+	return p.n + p.flying
 }
 
 // Dropped returns how many frames the full buffer lost.
@@ -161,7 +164,7 @@ func (p *Publisher) Dropped() int64 {
 
 // Run connects and sends until ctx ends, then says offline and leaves.
 func (p *Publisher) Run(ctx context.Context) error {
-	p.client.Connect() // retries by itself until the broker answers
+	go p.connect(ctx)
 	defer func() {
 		if t := p.client.Publish(StatusTopic(p.cfg.Base, p.cfg.Name), 1, true, Offline); !t.WaitTimeout(2 * time.Second) {
 			p.cfg.Log.Warn("offline status not acknowledged; the broker's last will says it instead")
@@ -224,6 +227,32 @@ func (p *Publisher) Run(ctx context.Context) error {
 		p.sent += int64(len(out) - len(failed))
 		p.flying = 0
 		p.mu.Unlock()
+	}
+}
+
+// connect tries until the broker answers, saying why it does not; from
+// then on the MQTT client reconnects by itself. Frames wait meanwhile.
+func (p *Publisher) connect(ctx context.Context) {
+	wait := time.Second
+	for attempt := 1; ; attempt++ {
+		t := p.client.Connect()
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			return
+		}
+		if t.Error() == nil {
+			return
+		}
+		if attempt&(attempt-1) == 0 { // 1, 2, 4, 8, …
+			p.cfg.Log.Warn("broker not reachable; keeping frames and trying again", "broker", p.cfg.Broker, "err", t.Error(), "attempts", attempt)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+		wait = min(2*wait, maxReconnectAfter)
 	}
 }
 
