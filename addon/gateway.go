@@ -61,7 +61,7 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		log.Info(MeterListName + " [mqtt] url, username and password are not used by the add-on: set mqtt_url, mqtt_username and mqtt_password in the options")
 		file.MQTT.URL, file.MQTT.Username, file.MQTT.Password = "", "", ""
 	}
-	options := settings.Layer{Name: "add-on options", Radio: opts.Radio.Settings(),
+	options := settings.Layer{Name: "add-on options", Inputs: opts.Inputs, Radio: opts.Radio.Settings(),
 		MQTT: meters.MQTT{DiscoveryPrefix: opts.DiscoveryPrefix, StatusTopic: opts.StatusTopic}}
 	// Of the file's [radio], only what the options have no field for or
 	// leave empty (they are the earlier layer, so theirs win when set).
@@ -71,7 +71,11 @@ func Configure(ctx context.Context, log *slog.Logger, opts Options, paths Paths,
 		options.MQTT.URL, options.MQTT.Username, options.MQTT.Password = b.URL, b.Username, string(b.Password)
 	}
 	flags.MQTT.URL = "" // the broker above, with the options' credentials
-	cfg, err := settings.Resolve(version, flags, options.ForInputs(flags.Inputs), fileLayer)
+	inputs := flags.Inputs
+	if len(inputs) == 0 {
+		inputs = opts.Inputs
+	}
+	cfg, err := settings.Resolve(version, flags, options.ForInputs(inputs), fileLayer)
 	if err != nil {
 		return cfg, fmt.Errorf("radio settings: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 )
 
@@ -96,6 +97,9 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // useful; start from Defaults or LoadOptions.
 type Options struct {
 	Radio Radio
+	// Inputs, when set, are where frames come from instead of the radio
+	// alone (mqtt:// for receivers elsewhere, rtlsdr://, rtltcp://, …).
+	Inputs []string
 
 	// MQTT override. An empty MQTTURL means "use the Supervisor's broker";
 	// MQTTUsername/MQTTPassword, when set, replace the credentials either way.
@@ -275,6 +279,32 @@ func keepLastGood(dst string, data []byte) error {
 	return err
 }
 
+// decodeInputs reads the inputs option: a list of input specs, each
+// checked as the command line's --input is; a bad one is reported and
+// skipped.
+func (o *Options) decodeInputs(raw json.RawMessage) []error {
+	if string(raw) == "null" {
+		return nil
+	}
+	var list []*string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return []error{&OptionError{Option: "inputs", Err: fmt.Errorf("%w: want a list of inputs, got %s", ErrBadOption, jsonKind(raw))}}
+	}
+	var errs []error
+	for i, p := range list {
+		if p == nil || strings.TrimSpace(*p) == "" {
+			continue
+		}
+		spec := strings.TrimSpace(*p)
+		if _, err := pipeline.NewSource(spec, nil, pipeline.RadioOptions{}); err != nil {
+			errs = append(errs, &OptionError{Option: fmt.Sprintf("inputs[%d]", i), Err: fmt.Errorf("%w: %w; skipped", ErrBadOption, err)})
+			continue
+		}
+		o.Inputs = append(o.Inputs, spec)
+	}
+	return errs
+}
+
 // parseOptions is LoadOptions on the file's content; path is for messages.
 func parseOptions(data []byte, path string) (Options, []error) {
 	o := Defaults()
@@ -295,6 +325,9 @@ func parseOptions(data []byte, path string) (Options, []error) {
 	}
 	if raw, ok := top["radio"]; ok {
 		errs = append(errs, o.Radio.decode(raw)...)
+	}
+	if raw, ok := top["inputs"]; ok {
+		errs = append(errs, o.decodeInputs(raw)...)
 	}
 	var s string
 	if decodeString(top, "mqtt_url", &s, report) {

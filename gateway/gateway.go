@@ -292,7 +292,8 @@ func (g *Gateway) pipeline() *pipeline.Pipeline {
 				w.Problem(err)
 			}
 		},
-		Log: g.log,
+		Log:   g.log,
+		Dedup: dedupFor(g.cfg.Inputs),
 	}
 	if g.cfg.LogFrames || len(frameWatchers) > 0 {
 		p.Frame = func(f pipeline.Frame, t *wmbus.Telegram, err error) {

@@ -20,11 +20,14 @@ type FrameInfo struct {
 	LevelDBFS    *float64 `json:"level_dbfs,omitempty"`
 	SNRdB        *float64 `json:"snr_db,omitempty"`
 	OffsetHz     *int     `json:"offset_hz,omitempty"`
+	DeviceLevel  int      `json:"device_level,omitempty"`
+	Receiver     string   `json:"receiver,omitempty"`
 	Position     int64    `json:"position"`
 	Manufacturer string   `json:"manufacturer,omitempty"`
 	ID           string   `json:"id,omitempty"`
 	Version      string   `json:"version,omitempty"`
 	DeviceType   string   `json:"device_type,omitempty"`
+	AccessNumber *int     `json:"access_number,omitempty"`
 	Encrypted    *bool    `json:"encrypted,omitempty"`
 	Decode       string   `json:"decode_error,omitempty"`
 	Frame        string   `json:"frame"` // hex without link-layer CRCs
@@ -45,7 +48,8 @@ func Describe(f Frame, t *wmbus.Telegram, err error) FrameInfo {
 		}
 	}
 	fi := FrameInfo{Time: f.Time.Format(time.RFC3339Nano), Mode: f.Radio.Mode, Format: format,
-		Position: f.Position, Frame: hex.EncodeToString(data)}
+		Position: f.Position, Frame: hex.EncodeToString(data), DeviceLevel: f.Radio.DeviceLevel,
+		Receiver: f.Radio.Receiver}
 	if f.Radio.LevelDBFS != 0 || f.Radio.SNRdB != 0 {
 		lvl, snr, off := round1(f.Radio.LevelDBFS), round1(f.Radio.SNRdB), int(f.Radio.OffsetHz)
 		fi.LevelDBFS, fi.SNRdB, fi.OffsetHz = &lvl, &snr, &off
@@ -58,6 +62,10 @@ func Describe(f Frame, t *wmbus.Telegram, err error) FrameInfo {
 		h, herr = wmbus.ParseHeader(data)
 	}
 	if herr == nil {
+		if acc, ok := wmbus.PeekAccessNumber(data); ok {
+			n := int(acc)
+			fi.AccessNumber = &n
+		}
 		fi.Manufacturer, fi.ID = h.Manufacturer.String(), h.ID.String()
 		fi.Version, fi.DeviceType = fmt.Sprintf("0x%02X", h.Version), fmt.Sprintf("0x%02X", h.DeviceType)
 	}
@@ -80,6 +88,9 @@ func (fi *FrameInfo) LogAttrs() []any {
 	attrs := []any{"mode", fi.Mode, "format", fi.Format}
 	if fi.LevelDBFS != nil {
 		attrs = append(attrs, "level_dbfs", *fi.LevelDBFS, "snr_db", *fi.SNRdB, "offset_hz", *fi.OffsetHz)
+	}
+	if fi.Receiver != "" {
+		attrs = append(attrs, "receiver", fi.Receiver)
 	}
 	if fi.ID != "" {
 		attrs = append(attrs, "id", fi.ID, "manufacturer", fi.Manufacturer, "version", fi.Version, "type", fi.DeviceType)
@@ -118,6 +129,10 @@ func (fi *FrameInfo) AppendText(b []byte) []byte {
 		b = append(b, " encrypted"...)
 	default:
 		b = append(b, " plain"...)
+	}
+	if fi.Receiver != "" {
+		b = append(b, " @"...)
+		b = append(b, fi.Receiver...)
 	}
 	b = append(b, ' ')
 	b = append(b, fi.Frame...)

@@ -33,6 +33,9 @@ type Pipeline struct {
 	// every input that was skipped; nothing is dropped silently.
 	Problem func(error)
 	Log     *slog.Logger
+	// Dedup, when set, makes the copies of one telegram heard by several
+	// receivers or sources one reading (see Dedup).
+	Dedup *Dedup
 	// RetryMin and RetryMax bound the wait before a failed live source is
 	// reopened (defaults 1 s and 30 s, doubling in between).
 	RetryMin, RetryMax time.Duration
@@ -41,11 +44,11 @@ type Pipeline struct {
 	// reopening keeps failing and only a restart may help. Default 3.
 	StalledAfter int
 
-	parser   wmbus.Parser
-	telegram wmbus.Telegram
-	counters counters
-	live     bool // the frame being handled came from a live source
-	stats    Stats
+	parser    wmbus.Parser
+	telegram  wmbus.Telegram
+	counters  counters
+	receivers []wmbus.Radio // of the frame being decoded, for its readings
+	stats     Stats
 }
 
 // Stats counts what the pipeline saw; safe to read from other goroutines.
@@ -61,6 +64,9 @@ type Stats struct {
 	// it delivers a frame or runs for a while.
 	Stalled atomic.Int32
 	LastErr atomic.Pointer[string]
+	// Copies counts frames that were copies of a telegram already heard
+	// (another receiver's); they give no reading of their own.
+	Copies atomic.Int64
 }
 
 // Healthy reports whether every source is delivering.
@@ -74,7 +80,6 @@ const busSize = 256
 type item struct {
 	f    Frame
 	skip error
-	live bool // from a live source (the air), not a recording or file
 }
 
 // Stats returns the live counters.
@@ -92,23 +97,84 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = p.runSource(ctx, src, bus)
+			// Several sources: each frame says which one heard it.
+			name := ""
+			if len(p.Sources) > 1 {
+				name = src.Name()
+			}
+			errs[i] = p.runSource(ctx, src, name, bus)
 		}()
 	}
 	go func() { wg.Wait(); close(bus) }()
-	for it := range bus {
-		if it.skip != nil {
-			p.problem(it.skip)
-			continue
+	if p.Dedup != nil {
+		p.runDedup(bus)
+	} else {
+		for it := range bus {
+			if it.skip != nil {
+				p.problem(it.skip)
+				continue
+			}
+			p.handle(it.f)
 		}
-		p.live = it.live
-		p.handle(it.f)
 	}
 	return errors.Join(errs...)
 }
 
+// runDedup decodes the frames of the bus once per telegram: each first
+// copy waits Dedup.Hold for the others, then is decoded with all of them.
+func (p *Pipeline) runDedup(bus <-chan item) {
+	d := p.Dedup
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var armed time.Time
+	for {
+		var wake <-chan time.Time
+		if next, ok := d.Next(); ok {
+			if !next.Equal(armed) {
+				timer.Reset(time.Until(next))
+				armed = next
+			}
+			wake = timer.C
+		}
+		select {
+		case it, ok := <-bus:
+			if !ok {
+				p.decodeDue(time.Now().Add(d.Hold + time.Hour)) // the sources ended: nothing more will join
+				return
+			}
+			if it.skip != nil {
+				p.problem(it.skip)
+				continue
+			}
+			now := time.Now()
+			if d.Offer(it.f, now) {
+				p.stats.Copies.Add(1)
+			}
+			p.decodeDue(now)
+		case <-wake:
+			armed = time.Time{}
+			p.decodeDue(time.Now())
+		}
+	}
+}
+
+// decodeDue decodes every held frame whose hold has passed at now.
+func (p *Pipeline) decodeDue(now time.Time) {
+	for g := p.Dedup.Due(now); g != nil; g = p.Dedup.Due(now) {
+		p.receivers = p.receivers[:0]
+		for _, r := range g.Radios {
+			if r.Receiver != "" {
+				p.receivers = g.Radios
+				break
+			}
+		}
+		p.handle(g.Frame)
+	}
+	p.receivers = nil
+}
+
 // runSource runs one source, reopening a live one after a failure.
-func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) error {
+func (p *Pipeline) runSource(ctx context.Context, src Source, name string, bus chan<- item) error {
 	log := p.Log
 	if log == nil {
 		log = slog.Default()
@@ -149,7 +215,11 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, bus chan<- item) e
 				recovered()
 			}
 			f.Data = bytes.Clone(f.Data)
-			send(item{f: f, live: src.Live()})
+			f.Live = src.Live()
+			if f.Radio.Receiver == "" {
+				f.Radio.Receiver = name
+			}
+			send(item{f: f})
 		},
 		Skip: func(err error) { send(item{skip: err}) },
 	}
@@ -229,7 +299,7 @@ func (p *Pipeline) handle(f Frame) {
 		}
 	}
 	if err == nil {
-		err = p.trusted(&p.telegram, keys, f.Time)
+		err = p.trusted(&p.telegram, keys, f)
 	}
 	if err != nil {
 		p.stats.Failed.Add(1)
@@ -248,6 +318,9 @@ func (p *Pipeline) handle(f Frame) {
 		p.problem(err)
 	}
 	for i := range rs {
+		if rs[i].AccessNumber == p.telegram.AccessNumber() { // not a compact frame held from before
+			rs[i].Receivers = p.receivers
+		}
 		p.stats.Readings.Add(1)
 		if p.Reading != nil {
 			p.Reading(&rs[i])

@@ -30,6 +30,9 @@ type Frame struct {
 	// Position is the sample index of the frame in a radio stream, or the
 	// line number of a text input.
 	Position int64
+	// Live says the frame came from a live source (the air now), not from
+	// a recording or a file; set by the pipeline.
+	Live bool
 }
 
 // Handler receives what a source produces: frames, and input it had to skip
@@ -60,7 +63,8 @@ type RadioOptions struct {
 
 // NewSource opens nothing yet; it picks the source kind for an --input spec:
 // "hex:-", "hex:FILE", "hex:tcp://host:port" for text; anything else (a
-// recording, "-", "rtltcp://…", "rtlsdr://…") is a radio source.
+// recording, "-", "rtltcp://…", "rtlsdr://…") is a radio source;
+// "mqtt://host:port/FILTER" subscribes to frames other receivers publish.
 func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 	if rest, ok := strings.CutPrefix(spec, HexPrefix); ok {
 		if rest == "" {
@@ -77,6 +81,9 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 	}
 	if isVW1871(spec) {
 		return newVW1871Source(spec, stdin)
+	}
+	if IsRemote(spec) {
+		return newRemoteSource(spec)
 	}
 	if spec == "" {
 		return nil, errors.New("no input: give --input (a recording, -, rtltcp://host:port, rtlsdr://0 or hex:-)")

@@ -112,15 +112,15 @@ func (c *counters) evictOldest() {
 // key, then, for telegrams from the air that passed a key check, the
 // replay check. Recordings and files are what the user chose to feed in
 // (perhaps a second time, or out of order), so they are not held to it.
-func (p *Pipeline) trusted(t *wmbus.Telegram, keys wmbus.KeyFunc, at time.Time) error {
+func (p *Pipeline) trusted(t *wmbus.Telegram, keys wmbus.KeyFunc, f Frame) error {
 	if t.Security == wmbus.SecurityNone {
 		if _, keyed := keys(t.Meter()); keyed {
 			return &spoofError{wmbus.MeterError{ID: t.Meter(), Err: ErrUnencryptedKeyed}}
 		}
 		return nil
 	}
-	if !p.live {
+	if !f.Live {
 		return nil // a recording or file the user fed in, perhaps again
 	}
-	return p.counters.check(t, at)
+	return p.counters.check(t, f.Time)
 }

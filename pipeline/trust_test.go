@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/testvectors/sent"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -37,31 +38,17 @@ func runAll(t *testing.T, p *Pipeline, n int64) {
 }
 
 // chronological returns the 35 telegrams of 74493770 in the order the
-// meter sent them (by ELL session number), as frames.
+// meter sent them, as frames 16 s apart.
 func chronological(t testing.TB) []Frame {
 	t.Helper()
-	var p wmbus.Parser
-	var tg wmbus.Telegram
-	type sent struct {
-		sn  uint32
-		raw []byte
-	}
-	var all []sent
-	for _, h := range telegrams(t) {
+	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	var out []Frame
+	for i, h := range sent.Seed74493770(t) {
 		raw, err := hex.DecodeString(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Parse(raw, keyOf(t), &tg); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, sent{tg.ELL.SN, raw})
-	}
-	slices.SortFunc(all, func(a, b sent) int { return int(a.sn) - int(b.sn) })
-	out := make([]Frame, len(all))
-	at := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
-	for i, s := range all {
-		out[i] = Frame{Data: s.raw, Time: at.Add(time.Duration(i) * 16 * time.Second)}
+		out = append(out, Frame{Data: raw, Time: at.Add(time.Duration(i) * 16 * time.Second)})
 	}
 	return out
 }
@@ -235,7 +222,6 @@ func FuzzTrust(f *testing.F) {
 	f.Add(SpoofFrame(), true)
 	var c collected
 	p := c.pipeline(nil, keyOf(f))
-	p.live = true
 	p.Frame = nil
 	f.Fuzz(func(t *testing.T, data []byte, stripped bool) {
 		p.Reading = func(r *kamstrup.Reading) {
@@ -244,7 +230,7 @@ func FuzzTrust(f *testing.F) {
 			}
 		}
 		p.Problem = func(error) {}
-		p.handle(Frame{Data: data, Stripped: stripped})
+		p.handle(Frame{Data: data, Stripped: stripped, Live: true})
 		if p.stats.Failed.Load() > p.stats.Frames.Load() {
 			t.Fatal("more failures than frames")
 		}
@@ -259,7 +245,9 @@ func BenchmarkPipelineLive(b *testing.B) {
 	var c collected
 	p := c.pipeline(nil, keyOf(b))
 	p.Frame, p.Reading, p.Problem = nil, func(*kamstrup.Reading) {}, func(err error) { b.Fatal(err) }
-	p.live = true
+	for i := range frames {
+		frames[i].Live = true
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {

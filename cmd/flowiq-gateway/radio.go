@@ -19,7 +19,7 @@ type radioFlags struct {
 }
 
 func (r *radioFlags) register(fs *flag.FlagSet) {
-	fs.Var(&r.inputs, "input", "where frames come from, given once per source: a recording (file.cu8), - (IQ on stdin), rtltcp://host:port, rtlsdr://INDEX or rtlsdr://SERIAL; hex:-, hex:FILE or hex:tcp://host:port for telegrams as hex lines; vw1871:FILE|-|tcp://host:port|serial:/dev/ttyUSB0|ble://NAME for a VW1871 concentrator (default rtlsdr://0)")
+	fs.Var(&r.inputs, "input", "where frames come from, given once per source: a recording (file.cu8), - (IQ on stdin), rtltcp://host:port, rtlsdr://INDEX or rtlsdr://SERIAL; hex:-, hex:FILE or hex:tcp://host:port for telegrams as hex lines; vw1871:FILE|-|tcp://host:port|serial:/dev/ttyUSB0|ble://NAME for a VW1871 concentrator; mqtt://[user:pass@]host:1883/TOPIC-FILTER (mqtts:// for TLS) for frames receivers publish (default rtlsdr://0)")
 	fs.StringVar(&r.format, "format", "", "sample format of a recording or stdin: cu8, cs8, cs16 or cf32 (default: from the file extension, else cu8)")
 	fs.StringVar(&r.center, "center", "", "`frequency` the radio is tuned to, e.g. 868.95M (default: the channel; for a recording, from its name)")
 	fs.StringVar(&r.channel, "channel", "", "wM-Bus channel `frequency` (default 868.95M; flowIQ 2102: 915–928 MHz)")

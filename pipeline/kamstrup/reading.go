@@ -194,7 +194,12 @@ type Reading struct {
 	Kind         FrameKind
 	AccessNumber uint8
 	Time         time.Time // when it was received
-	Radio        wmbus.Radio
+	// Radio is how the telegram was heard: by the receiver that heard it
+	// best when several did.
+	Radio wmbus.Radio
+	// Receivers are every receiver that heard the telegram, in the order
+	// their copies arrived; empty when frames come from one unnamed source.
+	Receivers []wmbus.Radio
 
 	values  [NumQuantities]Value
 	present uint32 // bit q set: quantity q was reported
@@ -299,19 +304,44 @@ func (r *Reading) AppendJSON(b []byte) []byte {
 		b = append(b, `,"frame_format":`...)
 		b = appendJSONString(b, r.Radio.Format)
 	}
-	if r.Radio.Measured() {
-		b = append(b, `,"level_dbfs":`...)
-		b = strconv.AppendFloat(b, round1(r.Radio.LevelDBFS), 'f', -1, 64)
-		b = append(b, `,"snr_db":`...)
-		b = strconv.AppendFloat(b, round1(r.Radio.SNRdB), 'f', -1, 64)
-		b = append(b, `,"offset_hz":`...)
-		b = strconv.AppendFloat(b, float64(int64(r.Radio.OffsetHz)), 'f', -1, 64)
-	}
-	if r.Radio.DeviceLevel != 0 {
-		b = append(b, `,"device_level":`...)
-		b = strconv.AppendInt(b, int64(r.Radio.DeviceLevel), 10)
+	b = appendReceiver(b, &r.Radio)
+	if len(r.Receivers) > 0 {
+		b = append(b, `,"receivers":[`...)
+		for i := range r.Receivers {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"receiver":`...)
+			b = appendJSONString(b, r.Receivers[i].Receiver)
+			b = appendReceiver(b, &wmbus.Radio{LevelDBFS: r.Receivers[i].LevelDBFS,
+				SNRdB: r.Receivers[i].SNRdB, OffsetHz: r.Receivers[i].OffsetHz, DeviceLevel: r.Receivers[i].DeviceLevel})
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
+}
+
+// appendReceiver appends what a receiver measured and its name, each field
+// only when known.
+func appendReceiver(b []byte, r *wmbus.Radio) []byte {
+	if r.Measured() {
+		b = append(b, `,"level_dbfs":`...)
+		b = strconv.AppendFloat(b, round1(r.LevelDBFS), 'f', -1, 64)
+		b = append(b, `,"snr_db":`...)
+		b = strconv.AppendFloat(b, round1(r.SNRdB), 'f', -1, 64)
+		b = append(b, `,"offset_hz":`...)
+		b = strconv.AppendFloat(b, float64(int64(r.OffsetHz)), 'f', -1, 64)
+	}
+	if r.DeviceLevel != 0 {
+		b = append(b, `,"device_level":`...)
+		b = strconv.AppendInt(b, int64(r.DeviceLevel), 10)
+	}
+	if r.Receiver != "" {
+		b = append(b, `,"receiver":`...)
+		b = appendJSONString(b, r.Receiver)
+	}
+	return b
 }
 
 // AppendText appends the reading as one line of key=value pairs for people

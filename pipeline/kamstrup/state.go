@@ -106,14 +106,32 @@ func ParseReading(b []byte) (Reading, error) {
 		}
 	}
 	r.Radio.Mode, r.Radio.Format = str("mode"), str("frame_format")
+	parseReceiver(m, &r.Radio)
+	if v, ok := m["receivers"]; ok {
+		var list []map[string]json.RawMessage
+		if err := json.Unmarshal(v, &list); err != nil {
+			return r, fmt.Errorf("%w: receivers: %v", ErrReadingJSON, err)
+		}
+		r.Receivers = make([]wmbus.Radio, len(list))
+		for i, x := range list {
+			parseReceiver(x, &r.Receivers[i])
+		}
+	}
+	return r, nil
+}
+
+// parseReceiver reads what appendReceiver wrote.
+func parseReceiver(m map[string]json.RawMessage, r *wmbus.Radio) {
 	if v, ok := m["device_level"]; ok {
-		_ = json.Unmarshal(v, &r.Radio.DeviceLevel)
+		_ = json.Unmarshal(v, &r.DeviceLevel)
+	}
+	if v, ok := m["receiver"]; ok {
+		_ = json.Unmarshal(v, &r.Receiver)
 	}
 	// rssi_dbfs: the level's name in state files of earlier versions.
-	for k, dst := range map[string]*float64{"rssi_dbfs": &r.Radio.LevelDBFS, "level_dbfs": &r.Radio.LevelDBFS, "snr_db": &r.Radio.SNRdB, "offset_hz": &r.Radio.OffsetHz} {
+	for k, dst := range map[string]*float64{"rssi_dbfs": &r.LevelDBFS, "level_dbfs": &r.LevelDBFS, "snr_db": &r.SNRdB, "offset_hz": &r.OffsetHz} {
 		if v, ok := m[k]; ok {
 			_ = json.Unmarshal(v, dst)
 		}
 	}
-	return r, nil
 }

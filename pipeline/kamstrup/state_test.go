@@ -23,7 +23,11 @@ func TestParseReadingRoundTrip(t *testing.T) {
 	dry := Reading{ID: 0x74493770, Manufacturer: wmbus.KAM, Version: 0x1F, DeviceType: 0x16, Model: "flowIQ 2101",
 		Info: InfoCode{Raw: 0x41, Bits: 16}}
 	dry.Set(Total, Value{8.915, true})
-	for _, r := range []Reading{full, dry} {
+	heard := dry
+	heard.Radio = wmbus.Radio{Mode: "C1", Format: "B", LevelDBFS: -40, SNRdB: 21.5, OffsetHz: 300, Receiver: "pit \"2\""}
+	heard.Receivers = []wmbus.Radio{{Receiver: "cellar", DeviceLevel: 120},
+		{Receiver: "pit \"2\"", LevelDBFS: -40, SNRdB: 21.5, OffsetHz: 300}, {Receiver: "attic"}}
+	for _, r := range []Reading{full, dry, heard} {
 		b, err := json.Marshal(r)
 		if err != nil {
 			t.Fatal(err)
@@ -35,6 +39,9 @@ func TestParseReadingRoundTrip(t *testing.T) {
 		b2, _ := json.Marshal(back)
 		if !bytes.Equal(b, b2) {
 			t.Errorf("round trip:\n%s\n%s", b, b2)
+		}
+		if back.Radio != r.Radio || len(back.Receivers) != len(r.Receivers) {
+			t.Errorf("radio %+v receivers %+v", back.Radio, back.Receivers)
 		}
 		if back.Info != r.Info || back.Manufacturer != r.Manufacturer {
 			t.Errorf("info %+v manufacturer %s", back.Info, back.Manufacturer)

@@ -72,3 +72,28 @@ func ErrorMeter(err error) (ID, bool) {
 	}
 	return 0, false
 }
+
+// accessAt is where the access number sits in a CRC-less frame, by the CI
+// after the DLL header: the ELL's (0x8C–0x8F) or the TPL's short (0x7A) or
+// long (0x72) header. Those bytes are never encrypted.
+var accessAt = map[byte]int{0x8C: 12, 0x8D: 12, 0x8E: 12, 0x8F: 12, 0x7A: 11, 0x72: 19}
+
+// PeekAccessNumber reads the access number of a CRC-less frame without
+// parsing (or decrypting) it, as Telegram.AccessNumber would give it.
+func PeekAccessNumber(plain []byte) (byte, bool) {
+	at, ok := AccessNumberAt(plain)
+	if !ok {
+		return 0, false
+	}
+	return plain[at], true
+}
+
+// AccessNumberAt returns the offset of the access number in a CRC-less
+// frame.
+func AccessNumberAt(plain []byte) (int, bool) {
+	if len(plain) <= headerLen {
+		return 0, false
+	}
+	at, ok := accessAt[plain[headerLen]]
+	return at, ok && at < len(plain)
+}

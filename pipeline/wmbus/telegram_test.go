@@ -54,6 +54,11 @@ func TestParseVectors(t *testing.T) {
 			if tg.AppCI != 0x78 && tg.AppCI != 0x79 {
 				t.Errorf("app CI %#x", tg.AppCI)
 			}
+			if plain, _, err := Detect(frame); err != nil {
+				t.Error(err)
+			} else if acc, ok := PeekAccessNumber(plain); !ok || acc != tg.AccessNumber() {
+				t.Errorf("peeked access number %d %v, parsed %d", acc, ok, tg.AccessNumber())
+			}
 			wantSec := SecurityNone
 			if v.Key != nil {
 				wantSec = SecurityELLCTR
@@ -323,6 +328,12 @@ func TestTPLLongHeader(t *testing.T) {
 	}
 	if asked.String() != "87654321" || tg.Meter() != asked || tg.TPL.Manufacturer != KAM || !bytes.Equal(tg.App, records) {
 		t.Fatalf("asked %v, %+v", asked, tg)
+	}
+	if acc, ok := PeekAccessNumber(f); !ok || acc != 0x55 || acc != tg.AccessNumber() {
+		t.Errorf("peeked access number %#x %v", acc, ok)
+	}
+	if _, ok := PeekAccessNumber(f[:15]); ok {
+		t.Error("access number peeked past the end")
 	}
 	short := bytes.Clone(f[:len(f)-1])
 	short[0]--
