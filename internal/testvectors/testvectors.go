@@ -67,4 +67,3 @@ func Frames(tb testing.TB, prefix string, want int) []string {
 // Seed74493770 is the name prefix of the 35 captured telegrams of the
 // flowIQ 2101 meter 74493770 (key in the vectors).
 const Seed74493770 = "flowiq2101-74493770-"
-
