@@ -55,6 +55,7 @@ func TestAppArmorProfile(t *testing.T) {
 		{"/share/**", "r"},
 		{"/tmp/**", "rw"},
 		{"/etc/ssl/**", "r"},
+		{"/run/dbus/system_bus_socket", "rw"}, // BlueZ, for a VW1871 (host_dbus)
 	}
 	for _, n := range need {
 		if got := rules[n.path]; got != n.perms {
@@ -62,6 +63,7 @@ func TestAppArmorProfile(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"network inet stream,", "network inet6 stream,", "deny /share/** wl,",
+		"dbus (send, receive) bus=system peer=(name=org.bluez),",
 		"signal (send, receive) peer=@{profile_name},", "flags=(attach_disconnected,mediate_deleted)"} {
 		if !strings.Contains(profile, want) {
 			t.Errorf("apparmor.txt lacks %q", want)
@@ -69,7 +71,7 @@ func TestAppArmorProfile(t *testing.T) {
 	}
 	// Nothing broader than the add-on's own folders is writable.
 	for p, perms := range rules {
-		if strings.ContainsAny(perms, "wa") && !regexp.MustCompile(`^/(data|config|tmp|dev/bus/usb)/`).MatchString(p) {
+		if strings.ContainsAny(perms, "wa") && !regexp.MustCompile(`^/(data|config|tmp|dev/bus/usb)/|^/run/dbus/system_bus_socket$`).MatchString(p) {
 			t.Errorf("%s is writable (%s)", p, perms)
 		}
 	}
