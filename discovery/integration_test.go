@@ -71,10 +71,11 @@ func TestIntegrationVectors(t *testing.T) {
 		p.Publish(r)
 	}
 	last := int(rs[len(rs)-1].AccessNumber)
-	snap := waitRetained(t, b.URL("tcp"), "retained discovery and the last state of 74493770", func(s map[string]brokertest.Message) bool {
+	snap := waitRetained(t, b.URL("tcp"), "retained discovery, availability and the last state of 74493770", func(s map[string]brokertest.Message) bool {
 		st, ok := s[meterStateTopic]
 		_, cfg := s[meterCfgTopic]
-		return ok && cfg && accessNumber(t, st.Payload) == last
+		_, avail := s[meterAvailTopic]
+		return ok && cfg && avail && accessNumber(t, st.Payload) == last
 	})
 	want := []string{"alarm_burst", "alarm_dry", "alarm_history", "alarm_leak", "alarm_reverse", "ambient_temperature",
 		"info_code", "last_seen", "min_water_temperature", "month_consumption", "reception", "target", "total"}
