@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/atomicfile"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/meters"
 )
@@ -265,18 +266,7 @@ func keepLastGood(dst string, data []byte) error {
 		clear(old)
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".*")
-	if err == nil {
-		defer os.Remove(tmp.Name()) // no-op after the rename
-		_, err = tmp.Write(data)
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), dst)
-		}
-	}
-	return err
+	return atomicfile.Write(dst, data, 0o600)
 }
 
 // decodeInputs reads the inputs option: a list of input specs, each

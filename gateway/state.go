@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/atomicfile"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -130,33 +131,11 @@ func (s *state) saveReadings() error {
 	buf.WriteString("]\n")
 	s.dirty = false
 	s.mu.Unlock()
-	if err := writeAtomic(s.path, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(s.path, buf.Bytes(), 0o600); err != nil {
 		s.mu.Lock()
 		s.dirty = true // the next save tries again
 		s.mu.Unlock()
 		return err
 	}
 	return nil
-}
-
-// writeAtomic replaces path with data through a synced temporary file in
-// the same directory, so a crash leaves the old file or the new one, never
-// a mix; the temporary file is removed whatever fails.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }

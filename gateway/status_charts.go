@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/atomicfile"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
@@ -199,7 +200,7 @@ func (c *chartStore) save() error {
 	b := c.encode()
 	c.dirty = false
 	c.mu.Unlock()
-	return writeAtomic(c.path, b)
+	return atomicfile.Write(c.path, b, 0o600)
 }
 
 func (c *chartStore) encode() []byte {

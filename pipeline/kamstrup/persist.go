@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/atomicfile"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/mbus"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -42,34 +42,13 @@ func (d *Decoder) Save(path string) error {
 	}
 	d.dirty = false
 	d.mu.Unlock()
-	if err := writeFileAtomic(path, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(path, buf.Bytes(), 0o600); err != nil {
 		d.mu.Lock()
 		d.dirty = true // still to be saved: the next Save tries again
 		d.mu.Unlock()
 		return fmt.Errorf("saving formats to %s: %w", path, err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data through a synced temporary file
-// in the same directory, which is removed whatever fails.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }
 
 // Dirty reports whether formats were learned since the last Save or Load.

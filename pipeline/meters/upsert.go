@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/atomicfile"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
 
@@ -49,7 +50,7 @@ func Upsert(path string, entries []Meter) (added, updated []wmbus.ID, err error)
 	if len(added)+len(updated) == 0 {
 		return nil, nil, nil
 	}
-	if err := writeAtomic(path, out, mode); err != nil {
+	if err := atomicfile.Write(path, out, mode); err != nil {
 		return nil, nil, fmt.Errorf("meter list %s: %w", name, err)
 	}
 	return added, updated, nil
@@ -279,34 +280,4 @@ func tomlQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-// writeAtomic replaces path with data via a temporary file in the same
-// directory, so a reader (the watcher) sees the old or the new file, never
-// half of one.
-func writeAtomic(path string, data []byte, mode fs.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
