@@ -55,12 +55,9 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 		o.Log = slog.Default()
 	}
 	g := &Gateway{cfg: cfg, log: o.Log, dec: kamstrup.NewDecoder()}
-	for _, in := range cfg.Inputs {
-		src, err := pipeline.NewSource(in, o.Stdin, cfg.Radio)
-		if err != nil {
-			return nil, err
-		}
-		g.sources = append(g.sources, src)
+	var err error
+	if g.sources, err = openSources(cfg.Inputs, o.Stdin, cfg.Radio); err != nil {
+		return nil, err
 	}
 	if err := g.openMeterList(); err != nil {
 		return nil, err
@@ -243,6 +240,19 @@ func (g *Gateway) eachOutput(f func(Output)) {
 	for _, o := range g.outputs {
 		f(o)
 	}
+}
+
+// openSources prepares a source for each input spec; it opens nothing yet.
+func openSources(inputs []string, stdin io.Reader, ro pipeline.RadioOptions) ([]pipeline.Source, error) {
+	srcs := make([]pipeline.Source, 0, len(inputs))
+	for _, in := range inputs {
+		src, err := pipeline.NewSource(in, stdin, ro)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, nil
 }
 
 func inputNames(srcs []pipeline.Source) string {

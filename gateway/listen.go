@@ -16,13 +16,9 @@ import (
 // Listen prints every frame heard, any manufacturer, with the readings of
 // the meters that list has keys for: one line per frame (JSON with asJSON).
 func Listen(ctx context.Context, inputs []string, ro pipeline.RadioOptions, list *meters.Snapshot, asJSON bool, o Options) error {
-	var srcs []pipeline.Source
-	for _, in := range inputs {
-		src, err := pipeline.NewSource(in, o.Stdin, ro)
-		if err != nil {
-			return err
-		}
-		srcs = append(srcs, src)
+	srcs, err := openSources(inputs, o.Stdin, ro)
+	if err != nil {
+		return err
 	}
 	pr := &framePrinter{w: o.Stdout, json: asJSON}
 	p := &pipeline.Pipeline{
@@ -39,7 +35,7 @@ func Listen(ctx context.Context, inputs []string, ro pipeline.RadioOptions, list
 		Log: o.Log,
 	}
 	o.Log.Info("listening", "input", inputNames(srcs))
-	err := p.Run(ctx)
+	err = p.Run(ctx)
 	pr.flush()
 	return err
 }

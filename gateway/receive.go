@@ -24,13 +24,9 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 	if err != nil {
 		return err
 	}
-	var srcs []pipeline.Source
-	for _, in := range inputs {
-		src, err := pipeline.NewSource(in, o.Stdin, ro)
-		if err != nil {
-			return err
-		}
-		srcs = append(srcs, src)
+	srcs, err := openSources(inputs, o.Stdin, ro)
+	if err != nil {
+		return err
 	}
 	// The publisher outlives the inputs: it sends what they heard last.
 	pubCtx, stop := context.WithCancel(context.WithoutCancel(ctx))

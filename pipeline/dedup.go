@@ -120,7 +120,11 @@ func (d *Dedup) Offer(f Frame, now time.Time) (dup bool) {
 			if f.Radio.Better(g.Frame.Radio) {
 				g.Frame.Radio = f.Radio
 			}
-			g.Radios = append(g.Radios, f.Radio)
+			// A receiver that hands the same telegram over twice (MQTT's
+			// QoS 1 may deliver a message again) is listed once.
+			if !g.heardBy(f.Radio.Receiver) {
+				g.Radios = append(g.Radios, f.Radio)
+			}
 			d.stats.Joined++
 		} else {
 			d.stats.Late++
@@ -135,6 +139,16 @@ func (d *Dedup) Offer(f Frame, now time.Time) (dup bool) {
 	g.Radios = append(g.Radios[:0], f.Radio)
 	g.due = now.Add(d.Hold)
 	d.waiting[h] = d.gtail - 1
+	return false
+}
+
+// heardBy reports whether the receiver is already among the group's.
+func (g *Group) heardBy(receiver string) bool {
+	for _, r := range g.Radios {
+		if r.Receiver == receiver {
+			return true
+		}
+	}
 	return false
 }
 

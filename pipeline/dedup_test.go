@@ -57,6 +57,11 @@ func TestDedupCopies(t *testing.T) {
 			{frameOf(t, tg[0], "pit", 25), 20 * time.Millisecond, true},
 			{frameOf(t, tg[0], "attic", 3), 900 * time.Millisecond, true},
 		}, time.Second, 1, "pit", []string{"cellar", "pit", "attic"}, 0},
+		{"a receiver delivering twice (QoS 1) is listed once", time.Second, []offer{
+			{frameOf(t, tg[0], "cellar", 10), 0, false},
+			{frameOf(t, tg[0], "pit", 12), 10 * time.Millisecond, true},
+			{frameOf(t, tg[0], "cellar", 10), 20 * time.Millisecond, true},
+		}, time.Second, 1, "pit", []string{"cellar", "pit"}, 0},
 		{"held frames are not due early", time.Second, []offer{
 			{frameOf(t, tg[0], "cellar", 10), 0, false},
 		}, 999 * time.Millisecond, 0, "", nil, 0},

@@ -107,17 +107,24 @@ func ParseReading(b []byte) (Reading, error) {
 	}
 	r.Radio.Mode, r.Radio.Format = str("mode"), str("frame_format")
 	parseReceiver(m, &r.Radio)
-	if v, ok := m["receivers"]; ok {
-		var list []map[string]json.RawMessage
-		if err := json.Unmarshal(v, &list); err != nil {
-			return r, fmt.Errorf("%w: receivers: %v", ErrReadingJSON, err)
-		}
-		r.Receivers = make([]wmbus.Radio, len(list))
-		for i, x := range list {
-			parseReceiver(x, &r.Receivers[i])
-		}
+	return r, parseReceivers(m, &r)
+}
+
+// parseReceivers reads the list of receivers that heard the telegram.
+func parseReceivers(m map[string]json.RawMessage, r *Reading) error {
+	v, ok := m["receivers"]
+	if !ok {
+		return nil
 	}
-	return r, nil
+	var list []map[string]json.RawMessage
+	if err := json.Unmarshal(v, &list); err != nil {
+		return fmt.Errorf("%w: receivers: %v", ErrReadingJSON, err)
+	}
+	r.Receivers = make([]wmbus.Radio, len(list))
+	for i, x := range list {
+		parseReceiver(x, &r.Receivers[i])
+	}
+	return nil
 }
 
 // parseReceiver reads what appendReceiver wrote.
