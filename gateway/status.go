@@ -149,6 +149,7 @@ type myMeter struct {
 	intervals       [intervalRing]float32
 	nIntervals      int
 	quality         [qualitySlots]qualitySlotCount
+	receivers       []receiverStat // at most maxReceivers
 }
 
 type qualitySlotCount struct {
@@ -493,6 +494,7 @@ func (s *Status) Reading(r *kamstrup.Reading) {
 		return
 	}
 	my.reading, my.readingAt = r.AppendJSON(my.reading[:0]), r.Time
+	my.hearReceivers(r)
 	if my.problem == StateAwaiting {
 		my.problem = ""
 	}
@@ -608,25 +610,29 @@ type MeterListDoc struct {
 
 // MyMeterDoc is one meter of the meter list.
 type MyMeterDoc struct {
-	ID            string          `json:"id"`
-	Name          string          `json:"name"`
-	Model         string          `json:"model,omitempty"`
-	HasKey        bool            `json:"has_key"`
-	Enabled       bool            `json:"enabled"`
-	State         string          `json:"state"`
-	SilentMinutes int             `json:"silent_minutes,omitempty"`
-	LastSeen      *time.Time      `json:"last_seen,omitempty"`
-	Telegrams     uint64          `json:"telegrams"`
-	Mode          string          `json:"mode,omitempty"`
-	LevelDBFS     *float64        `json:"level_dbfs,omitempty"`
-	SNRdB         *float64        `json:"snr_db,omitempty"`
-	DeviceLevel   *int            `json:"device_level,omitempty"`
-	Reception1h   *float64        `json:"reception_1h_pct,omitempty"`
-	Reception24h  *float64        `json:"reception_24h_pct,omitempty"`
-	IntervalS     *float64        `json:"interval_s,omitempty"`
-	FullPhase     *int            `json:"full_frame_phase,omitempty"`
-	NextFullIn    *int            `json:"next_full_frame_in,omitempty"`
-	Reading       json.RawMessage `json:"reading,omitempty"`
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	Model         string     `json:"model,omitempty"`
+	HasKey        bool       `json:"has_key"`
+	Enabled       bool       `json:"enabled"`
+	State         string     `json:"state"`
+	SilentMinutes int        `json:"silent_minutes,omitempty"`
+	LastSeen      *time.Time `json:"last_seen,omitempty"`
+	Telegrams     uint64     `json:"telegrams"`
+	Mode          string     `json:"mode,omitempty"`
+	LevelDBFS     *float64   `json:"level_dbfs,omitempty"`
+	SNRdB         *float64   `json:"snr_db,omitempty"`
+	DeviceLevel   *int       `json:"device_level,omitempty"`
+	Reception1h   *float64   `json:"reception_1h_pct,omitempty"`
+	Reception24h  *float64   `json:"reception_24h_pct,omitempty"`
+	IntervalS     *float64   `json:"interval_s,omitempty"`
+	FullPhase     *int       `json:"full_frame_phase,omitempty"`
+	NextFullIn    *int       `json:"next_full_frame_in,omitempty"`
+	// Receivers that hear the meter (inputs of several receivers), and
+	// the one that hears it best.
+	Receivers    []ReceiverDoc   `json:"receivers,omitempty"`
+	BestReceiver string          `json:"best_receiver,omitempty"`
+	Reading      json.RawMessage `json:"reading,omitempty"`
 }
 
 // NearbyDoc is one meter heard.
@@ -758,6 +764,7 @@ func (my *myMeter) doc(now time.Time) MyMeterDoc {
 		d.LastSeen = &t
 		fillRadio(my.radio, &d.LevelDBFS, &d.SNRdB, &d.DeviceLevel)
 	}
+	d.Receivers, d.BestReceiver = my.receiverDocs()
 	if q, ok := my.qualityOver(now, time.Hour); ok {
 		d.Reception1h = &q
 	}

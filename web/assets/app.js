@@ -82,6 +82,10 @@ function renderMine(ms) {
         el("div", { class: "bar " + (q1 >= 80 ? "" : q1 >= 50 ? "mid" : "low") }, fill));
       row("Reception", q);
     }
+    if (m.receivers && m.receivers.length) {
+      row("Heard by", m.receivers.map((x) => x.name + (x.name === m.best_receiver ? " (best" +
+        (x.mean_snr_db != null ? ", SNR " + db(x.mean_snr_db) : "") + ")" : "")).join(", "));
+    }
     if (m.interval_s != null) row("Sends every", m.interval_s + " s");
     if (m.full_frame_phase != null) row("Full frame", "access no. ≡ " + m.full_frame_phase + " (mod 8)" + (m.next_full_frame_in ? ", next in " + m.next_full_frame_in : ""));
     row("Telegrams", String(m.telegrams));
