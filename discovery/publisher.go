@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/backoff"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -323,8 +324,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // good connection starts the waits afresh. Attempts and losses are
 // logged by onNotification and onLost.
 func (p *Publisher) connectLoop(ctx context.Context) {
-	first := min(reconnectMin, p.cfg.ReconnectMax)
-	wait := first
+	retry := backoff.Backoff{Min: min(reconnectMin, p.cfg.ReconnectMax), Max: p.cfg.ReconnectMax}
 	for {
 		tok := p.client.Connect()
 		select {
@@ -333,24 +333,20 @@ func (p *Publisher) connectLoop(ctx context.Context) {
 			return
 		}
 		if tok.Error() == nil {
-			wait = first
+			retry.Reset()
 			select {
 			case <-p.lost:
 			case <-ctx.Done():
 				return
 			}
 		}
+		wait := retry.Next()
 		if p.onWait != nil {
 			p.onWait(wait)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, wait) {
 			return
 		}
-		wait = min(2*wait, p.cfg.ReconnectMax)
 	}
 }
 

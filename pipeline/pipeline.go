@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/backoff"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/kamstrup"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/wmbus"
 )
@@ -179,13 +180,7 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, name string, bus c
 	if log == nil {
 		log = slog.Default()
 	}
-	minWait, maxWait := p.RetryMin, p.RetryMax
-	if minWait <= 0 {
-		minWait = time.Second
-	}
-	if maxWait < minWait {
-		maxWait = max(30*time.Second, minWait)
-	}
+	retry := backoff.Backoff{Min: p.RetryMin, Max: p.RetryMax}
 	send := func(it item) {
 		select {
 		case bus <- it:
@@ -194,7 +189,7 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, name string, bus c
 	}
 	// A run counts as good once it delivers a frame or lasts as long as
 	// the backoff takes to start afresh; only then does a failure streak end.
-	goodRun := 2 * maxWait
+	goodRun := 2 * retry.Limit()
 	stalledAfter := int32(p.StalledAfter)
 	if stalledAfter <= 0 {
 		stalledAfter = 3
@@ -223,7 +218,6 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, name string, bus c
 		},
 		Skip: func(err error) { send(item{skip: err}) },
 	}
-	wait := minWait
 	for {
 		started := time.Now()
 		good := time.AfterFunc(goodRun, recovered)
@@ -245,19 +239,17 @@ func (p *Pipeline) runSource(ctx context.Context, src Source, name string, bus c
 			p.stats.Stalled.Add(1)
 			log.Error("input keeps failing after reopening", "input", src.Name(), "failures_in_a_row", fails.Load())
 		}
-		if time.Since(started) > 2*maxWait {
-			wait = minWait // it ran well for a while: start backing off afresh
+		if time.Since(started) > goodRun {
+			retry.Reset() // it ran well for a while: start backing off afresh
 		}
+		wait := retry.Next()
 		log.Error("input failed; reopening", "input", src.Name(), "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			p.stats.Failing.Add(-1)
-			return nil
-		case <-time.After(wait):
-		}
+		ok := backoff.Wait(ctx, wait)
 		p.stats.Failing.Add(-1)
+		if !ok {
+			return nil
+		}
 		p.stats.Reopens.Add(1)
-		wait = min(2*wait, maxWait)
 	}
 }
 

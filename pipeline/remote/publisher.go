@@ -11,6 +11,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/flowiq-gateway/flowiq-gateway/internal/backoff"
 )
 
 // PublisherConfig says where a receiver publishes.
@@ -233,7 +234,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // connect tries until the broker answers, saying why it does not; from
 // then on the MQTT client reconnects by itself. Frames wait meanwhile.
 func (p *Publisher) connect(ctx context.Context) {
-	wait := time.Second
+	retry := backoff.Backoff{Min: time.Second, Max: maxReconnectAfter}
 	for attempt := 1; ; attempt++ {
 		t := p.client.Connect()
 		select {
@@ -247,12 +248,9 @@ func (p *Publisher) connect(ctx context.Context) {
 		if attempt&(attempt-1) == 0 { // 1, 2, 4, 8, …
 			p.cfg.Log.Warn("broker not reachable; keeping frames and trying again", "broker", p.cfg.Broker, "err", t.Error(), "attempts", attempt)
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if !backoff.Wait(ctx, retry.Next()) {
 			return
 		}
-		wait = min(2*wait, maxReconnectAfter)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowiq-gateway/flowiq-gateway/internal/backoff"
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/vw1871/bluez"
 )
 
@@ -57,12 +58,6 @@ type Source struct {
 func New(spec Spec, cfg Config) *Source {
 	if cfg.Stdin == nil {
 		cfg.Stdin = os.Stdin
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(30*time.Second, cfg.RetryMin)
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
@@ -218,7 +213,7 @@ func (r *runner) pump(ctx context.Context, in io.Reader) error {
 // reconnect runs sessions of a live input until ctx ends.
 func (r *runner) reconnect(ctx context.Context) error {
 	s := r.src
-	wait := s.cfg.RetryMin
+	retry := backoff.Backoff{Min: s.cfg.RetryMin, Max: s.cfg.RetryMax}
 	var downSince time.Time
 	var lastErr string
 	for {
@@ -248,8 +243,8 @@ func (r *runner) reconnect(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("the stream ended")
 		}
-		if !upAt.IsZero() && time.Since(upAt) > s.cfg.RetryMax {
-			wait = s.cfg.RetryMin // it ran well for a while: back off afresh
+		if !upAt.IsZero() && time.Since(upAt) > retry.Limit() {
+			retry.Reset() // it ran well for a while: back off afresh
 		}
 		if downSince.IsZero() {
 			downSince = time.Now()
@@ -258,15 +253,11 @@ func (r *runner) reconnect(ctx context.Context) error {
 		s.mu.Lock()
 		s.stats.LastError = lastErr
 		s.mu.Unlock()
+		wait := retry.Next()
 		s.log.Error("vw1871 input lost; reconnecting", "input", s.Name(), "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Wait(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
-		wait = min(2*wait, s.cfg.RetryMax)
 	}
 }
 
