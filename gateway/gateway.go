@@ -56,7 +56,7 @@ func New(cfg settings.Config, o Options) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: o.Log, dec: kamstrup.NewDecoder()}
 	var err error
-	if g.sources, err = openSources(cfg.Inputs, o.Stdin, cfg.Radio); err != nil {
+	if g.sources, err = openSources(cfg.Inputs, o.Stdin, cfg.Radio, g.log); err != nil {
 		return nil, err
 	}
 	if err := g.openMeterList(); err != nil {
@@ -243,7 +243,10 @@ func (g *Gateway) eachOutput(f func(Output)) {
 }
 
 // openSources prepares a source for each input spec; it opens nothing yet.
-func openSources(inputs []string, stdin io.Reader, ro pipeline.RadioOptions) ([]pipeline.Source, error) {
+func openSources(inputs []string, stdin io.Reader, ro pipeline.RadioOptions, log *slog.Logger) ([]pipeline.Source, error) {
+	if ro.Log == nil {
+		ro.Log = log
+	}
 	srcs := make([]pipeline.Source, 0, len(inputs))
 	for _, in := range inputs {
 		src, err := pipeline.NewSource(in, stdin, ro)

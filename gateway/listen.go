@@ -16,7 +16,7 @@ import (
 // Listen prints every frame heard, any manufacturer, with the readings of
 // the meters that list has keys for: one line per frame (JSON with asJSON).
 func Listen(ctx context.Context, inputs []string, ro pipeline.RadioOptions, list *meters.Snapshot, asJSON bool, o Options) error {
-	srcs, err := openSources(inputs, o.Stdin, ro)
+	srcs, err := openSources(inputs, o.Stdin, ro, o.Log)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func Receive(ctx context.Context, inputs []string, ro pipeline.RadioOptions, pc 
 	if err != nil {
 		return err
 	}
-	srcs, err := openSources(inputs, o.Stdin, ro)
+	srcs, err := openSources(inputs, o.Stdin, ro, o.Log)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -59,6 +60,9 @@ const HexPrefix = "hex:"
 type RadioOptions struct {
 	IQ    iq.Options
 	Demod demod.Config
+	// Log is where every source says what happens to it (reconnects,
+	// dropped records, adjusted settings); nil: slog.Default().
+	Log *slog.Logger
 }
 
 // NewSource opens nothing yet; it picks the source kind for an --input spec:
@@ -80,7 +84,7 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 		return &HexSource{Spec: rest, Stdin: stdin}, nil
 	}
 	if isVW1871(spec) {
-		return newVW1871Source(spec, stdin)
+		return newVW1871Source(spec, stdin, ro.Log)
 	}
 	if IsRemote(spec) {
 		return newRemoteSource(spec)
@@ -96,6 +100,9 @@ func NewSource(spec string, stdin io.Reader, ro RadioOptions) (Source, error) {
 		if _, err := demod.New(cfg); err != nil {
 			return nil, fmt.Errorf("input %s: %w", spec, err)
 		}
+	}
+	if ro.IQ.Logger == nil {
+		ro.IQ.Logger = ro.Log
 	}
 	return &RadioSource{Spec: spec, Stdin: stdin, Options: ro}, nil
 }

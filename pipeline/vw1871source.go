@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/flowiq-gateway/flowiq-gateway/pipeline/vw1871"
@@ -13,12 +14,12 @@ import (
 // serial or Bluetooth) to a Source. Its frames arrive CRC-checked.
 type vw1871Source struct{ s *vw1871.Source }
 
-func newVW1871Source(spec string, stdin io.Reader) (Source, error) {
+func newVW1871Source(spec string, stdin io.Reader, log *slog.Logger) (Source, error) {
 	sp, err := vw1871.ParseSpec(spec)
 	if err != nil {
 		return nil, err
 	}
-	return vw1871Source{vw1871.New(sp, vw1871.Config{Stdin: stdin})}, nil
+	return vw1871Source{vw1871.New(sp, vw1871.Config{Stdin: stdin, Logger: log})}, nil
 }
 
 func isVW1871(spec string) bool { return strings.HasPrefix(spec, vw1871.Prefix) }
